@@ -100,9 +100,23 @@ def main(argv: list[str] | None = None) -> None:
             sample(args[1:])
         else:
             GANLightningCLI(args=argv)
-    except ConfigurationError as err:
-        sys.stderr.write(f"gan-lightning: error: {err}\n")
+    except Exception as err:
+        cause = _configuration_error(err)
+        if cause is None:
+            raise
+        sys.stderr.write(f"gan-lightning: error: {cause}\n")
         raise SystemExit(2) from None
+
+
+def _configuration_error(err: BaseException | None) -> ConfigurationError | None:
+    """The ConfigurationError behind ``err``; jsonargparse wraps errors raised in __init__."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, ConfigurationError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 if __name__ == "__main__":
