@@ -158,7 +158,7 @@ def test_ddp_on_two_cpu_processes_keeps_ranks_identical(tmp_path):
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert len(ranks[0]["history"]) == len(ranks[1]["history"]) == 3
-    for step0, step1 in zip(ranks[0]["history"], ranks[1]["history"]):
+    for step0, step1 in zip(ranks[0]["history"], ranks[1]["history"], strict=True):
         for name in step0:
             assert torch.equal(step0[name], step1[name]), name
     first, last = ranks[0]["history"][0], ranks[0]["history"][-1]
