@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -243,7 +243,7 @@ class FrechetInceptionDistanceCallback(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if trainer.sanity_checking or self.real_complete or dataloader_idx != 0:
+        if _skipped(trainer) or self.real_complete or dataloader_idx != 0:
             return
         wanted = split_count(self.num_real, trainer.world_size, trainer.global_rank)
         remaining = wanted - self._real_added
@@ -256,7 +256,9 @@ class FrechetInceptionDistanceCallback(pl.Callback):
         self._real_added += images.shape[0]
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if _skipped(trainer):
+            if trainer.fast_dev_run:
+                rank_zero_info(f"{self.log_name} is not computed under fast_dev_run.")
             return
         metric = self._require_metric()
         if not self.real_complete:
@@ -313,3 +315,8 @@ def _batch_images(batch: object) -> Tensor:
 
 FID = FrechetInceptionDistanceCallback
 """Short alias, e.g. ``class_path: gan_lightning.callbacks.FID`` in a config."""
+
+
+def _skipped(trainer: pl.Trainer) -> bool:
+    """No FID during the sanity check or a fast_dev_run smoke test (like Lightning's loggers)."""
+    return bool(trainer.sanity_checking or trainer.fast_dev_run)

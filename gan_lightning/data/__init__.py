@@ -1,7 +1,14 @@
-"""Data modules: bundled digits, torchvision datasets and image folders."""
+"""Data modules: bundled digits, torchvision datasets, image folders and 2-D Gaussian mixtures."""
 
 from gan_lightning.data.base import GANDataModule
 from gan_lightning.data.digits import DigitsDataModule
+from gan_lightning.data.mixtures import GaussianMixtureDataModule
 from gan_lightning.data.vision import ImageFolderDataModule, TorchvisionDataModule
 
-__all__ = ["DigitsDataModule", "GANDataModule", "ImageFolderDataModule", "TorchvisionDataModule"]
+__all__ = [
+    "DigitsDataModule",
+    "GANDataModule",
+    "GaussianMixtureDataModule",
+    "ImageFolderDataModule",
+    "TorchvisionDataModule",
+]

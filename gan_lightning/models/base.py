@@ -10,25 +10,30 @@ Distributed training: the generator and the discriminator get separate DDP wrapp
 :mod:`gan_lightning.strategies`). Each phase sends exactly one forward pass through the
 wrapper of the network it updates and calls the other network unwrapped, so DDP sees every
 wrapped parameter used once per backward pass and all-reduces only the network being
-updated.
+updated. Penalties that need extra discriminator outputs (gradient penalty, R1) get them
+from that same forward call.
+
+Variants override the loss hooks (:meth:`GANModule.discriminator_loss`,
+:meth:`GANModule.generator_loss`) and their defaults; the regularizers and stabilizers are
+options of this class, so every variant can turn them on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from gan_lightning import losses
+from gan_lightning import augment, losses, penalties
 from gan_lightning.errors import ConfigurationError
-
-AdversarialLoss = Literal["non_saturating", "minimax"]
+from gan_lightning.layers import MinibatchStdDev
 
 
 class _ManyInputs(nn.Module):
@@ -50,23 +55,59 @@ class _ManyInputs(nn.Module):
 class GANModule(pl.LightningModule):
     """Base class of the GAN variants: the alternating loop with manual optimization.
 
-    A variant overrides :meth:`discriminator_loss` and :meth:`generator_loss` (and, in later
-    variants, the penalty and schedule hooks); it never copies :meth:`training_step`.
+    A variant overrides :meth:`discriminator_loss`, :meth:`generator_loss` and
+    :meth:`default_optimizer`, and picks its own defaults for the options below; it never
+    copies :meth:`training_step`. The base losses are the non-saturating GAN's.
 
     Args:
-        generator: Maps latents ``(N, latent_dim)`` to samples in [-1, 1]; must expose
-            ``latent_dim``.
-        discriminator: Maps samples to logits of shape ``(N,)``.
+        generator: Maps latents ``(N, latent_dim)`` to samples; must expose ``latent_dim``.
+        discriminator: Maps samples to logits ``(N,)``. ``feature_matching`` also needs a
+            ``features(x) -> (N, F)`` method.
         optimizer_g: Builds the generator's optimizer from its parameters, e.g.
-            ``class_path: torch.optim.Adam`` in YAML. None means the variant's default
-            (:meth:`default_optimizer`).
+            ``class_path: torch.optim.Adam`` in YAML. None means the variant's default.
         optimizer_d: The same for the discriminator. Separate settings make two time-scale
-            updates (TTUR) a matter of configuration.
+            updates (TTUR, different ``lr``) a matter of configuration.
+        scheduler_g: Builds a learning-rate scheduler for the generator's optimizer. It is
+            stepped once per training step (generator update) and saved in checkpoints.
+            None keeps the learning rate constant.
+        scheduler_d: The same for the discriminator's optimizer, also stepped once per
+            training step (not per discriminator update).
         n_critic: Discriminator updates per generator update (>= 1), each on a fresh real
             batch of ``data.batch_size`` samples.
-        loss: ``"non_saturating"`` (generator minimises ``-log D(G(z))``, the default) or
-            ``"minimax"`` (the saturating ``log(1 - D(G(z)))`` of the original game).
+        gp_weight: Weight of the WGAN-GP gradient penalty on random interpolates of real and
+            generated samples; 0 turns it off.
+        r1_gamma: Weight gamma of the R1 penalty ``gamma / 2 * E ||grad D(x)||^2`` on real
+            samples; 0 turns it off.
+        r1_every: Apply R1 only every this many discriminator updates, multiplied by this
+            number so its average weight stays ``r1_gamma`` (lazy regularization); 1 = always.
+        clip_value: Clamp every discriminator parameter to ``[-clip_value, clip_value]``
+            after each of its updates (WGAN weight clipping); None turns it off.
+        grad_clip_g: Clip the generator's gradient norm (L2, over all its parameters) to
+            this value before each update; None turns it off.
+        grad_clip_d: The same for the discriminator.
+        feature_matching: Train the generator to match the mean discriminator features of
+            real and generated batches instead of the adversarial generator loss.
+        label_smoothing: One-sided label smoothing: real samples get the target
+            ``1 - label_smoothing`` in the discriminator's cross-entropy, in [0, 1). Only the
+            cross-entropy variants (GAN, DCGAN) support it.
+        instance_noise: Standard deviation of Gaussian noise added to every discriminator
+            input (real and generated), in data units; 0 turns it off.
+        instance_noise_steps: Anneal the instance noise linearly to 0 over this many training
+            steps; 0 keeps it constant.
+        pack: PacGAN packing degree k: the discriminator scores k samples at once,
+            concatenated along channels, so its input has k times the data's channels and
+            ``data.batch_size`` must be divisible by k. 1 turns it off.
+        diff_augment: DiffAugment policy applied to every discriminator input, real and
+            generated, in both phases: comma-separated from ``color``, ``translation``,
+            ``cutout``. Empty turns it off. Image data only.
+        ema_decay: Keep an exponential moving average of the generator's weights and buffers
+            with this decay in [0, 1), used for samples and metrics. None turns it off.
+        ema_start_step: Training step at which the average starts (it starts as a copy of the
+            generator); before it, samples come from the generator itself.
     """
+
+    #: Whether :meth:`discriminator_loss` honours ``label_smoothing`` (cross-entropy losses).
+    supports_label_smoothing = True
 
     def __init__(
         self,
@@ -74,43 +115,120 @@ class GANModule(pl.LightningModule):
         discriminator: nn.Module,
         optimizer_g: OptimizerCallable | None = None,
         optimizer_d: OptimizerCallable | None = None,
+        scheduler_g: LRSchedulerCallable | None = None,
+        scheduler_d: LRSchedulerCallable | None = None,
         n_critic: int = 1,
-        loss: AdversarialLoss = "non_saturating",
+        gp_weight: float = 0.0,
+        r1_gamma: float = 0.0,
+        r1_every: int = 1,
+        clip_value: float | None = None,
+        grad_clip_g: float | None = None,
+        grad_clip_d: float | None = None,
+        feature_matching: bool = False,
+        label_smoothing: float = 0.0,
+        instance_noise: float = 0.0,
+        instance_noise_steps: int = 0,
+        pack: int = 1,
+        diff_augment: str = "",
+        ema_decay: float | None = None,
+        ema_start_step: int = 0,
     ) -> None:
         super().__init__()
         _save_hyperparameters(self)
         self.automatic_optimization = False
-        if not isinstance(n_critic, int) or n_critic < 1:
-            raise ConfigurationError(f"model.n_critic must be an integer >= 1, got {n_critic!r}.")
-        if loss not in ("non_saturating", "minimax"):
-            raise ConfigurationError(
-                f"model.loss must be 'non_saturating' or 'minimax', got {loss!r}."
-            )
-        latent_dim = getattr(generator, "latent_dim", None)
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ConfigurationError(
-                f"the generator ({type(generator).__name__}) must have an integer attribute "
-                f"latent_dim >= 1, got {latent_dim!r}."
-            )
+        self.latent_dim = _check_generator(generator)
         self.generator = generator
         self.discriminator = discriminator
-        self.latent_dim = latent_dim
         self.n_critic = n_critic
-        self.loss = loss
+        self.gp_weight = gp_weight
+        self.r1_gamma = r1_gamma
+        self.r1_every = r1_every
+        self.clip_value = clip_value
+        self.grad_clip_g = grad_clip_g
+        self.grad_clip_d = grad_clip_d
+        self.feature_matching = feature_matching
+        self.label_smoothing = label_smoothing
+        self.instance_noise = instance_noise
+        self.instance_noise_steps = instance_noise_steps
+        self.pack = pack
+        self.augment_policy = augment.parse_policy(diff_augment, name="model.diff_augment")
+        self.ema_start_step = ema_start_step
+        self._check_options(ema_decay)
+
+        # The average is a submodule, so it is saved in and restored from checkpoints.
+        self.generator_ema: AveragedModel | None = None
+        if ema_decay is not None:
+            self.generator_ema = AveragedModel(
+                generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
+            )
+            self.generator_ema.requires_grad_(False)
+
         self._optimizer_factories = {"generator": optimizer_g, "discriminator": optimizer_d}
+        self._scheduler_factories = {"generator": scheduler_g, "discriminator": scheduler_d}
         # DDP wrappers set by GANDDPStrategy; a plain dict keeps them out of the state dict.
         self._wrapped: dict[str, nn.Module] = {}
+
+    def _check_options(self, ema_decay: float | None) -> None:
+        """Reject option values and combinations that cannot work, naming the fix."""
+        _require(
+            isinstance(self.n_critic, int) and self.n_critic >= 1,
+            "n_critic",
+            "an integer >= 1",
+            self.n_critic,
+        )
+        _require(self.gp_weight >= 0, "gp_weight", ">= 0", self.gp_weight)
+        _require(self.r1_gamma >= 0, "r1_gamma", ">= 0", self.r1_gamma)
+        _require(self.r1_every >= 1, "r1_every", "an integer >= 1", self.r1_every)
+        for name in ("clip_value", "grad_clip_g", "grad_clip_d"):
+            value = getattr(self, name)
+            _require(value is None or value > 0, name, "> 0 or null (off)", value)
+        _require(
+            0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)", self.label_smoothing
+        )
+        _require(self.instance_noise >= 0, "instance_noise", ">= 0", self.instance_noise)
+        _require(
+            self.instance_noise_steps >= 0,
+            "instance_noise_steps",
+            ">= 0",
+            self.instance_noise_steps,
+        )
+        _require(
+            isinstance(self.pack, int) and self.pack >= 1, "pack", "an integer >= 1", self.pack
+        )
+        _require(
+            ema_decay is None or 0 <= ema_decay < 1, "ema_decay", "in [0, 1) or null", ema_decay
+        )
+        _require(self.ema_start_step >= 0, "ema_start_step", ">= 0", self.ema_start_step)
+
+        if self.clip_value is not None and self.gp_weight > 0:
+            raise ConfigurationError(
+                "model.clip_value (weight clipping) and model.gp_weight (gradient penalty) both "
+                "constrain the critic's Lipschitz constant and fight each other; WGAN-GP replaced "
+                "clipping with the penalty. Set clip_value: null or gp_weight: 0."
+            )
+        if self.label_smoothing > 0 and not self.supports_label_smoothing:
+            raise ConfigurationError(
+                f"model.label_smoothing applies to cross-entropy losses, but "
+                f"{type(self).__name__} has no labels in its loss. Use GAN or DCGAN, or set "
+                "label_smoothing: 0."
+            )
+        if self.feature_matching and not callable(getattr(self.discriminator, "features", None)):
+            raise ConfigurationError(
+                f"model.feature_matching needs a discriminator with a features(x) method, and "
+                f"{type(self.discriminator).__name__} has none. Use a gan_lightning network "
+                "(DCGANDiscriminator, ResNetDiscriminator, MLPDiscriminator) or add the method."
+            )
 
     # ----------------------------------------------------------------- variant hooks
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """Loss the discriminator minimises, from logits ``(N,)`` of real and fake samples."""
-        return losses.minimax_discriminator_loss(real_logits, fake_logits)
+        return losses.minimax_discriminator_loss(
+            real_logits, fake_logits, real_label=1.0 - self.label_smoothing
+        )
 
     def generator_loss(self, fake_logits: Tensor) -> Tensor:
         """Loss the generator minimises, from the discriminator's logits ``(N,)`` on fakes."""
-        if self.loss == "minimax":
-            return losses.minimax_generator_loss(fake_logits)
         return losses.non_saturating_generator_loss(fake_logits)
 
     def default_optimizer(self, params: Iterable[Tensor], network: str) -> Optimizer:
@@ -126,7 +244,10 @@ class GANModule(pl.LightningModule):
 
     @property
     def sampling_generator(self) -> nn.Module:
-        """The network used for samples and metrics (the EMA copy where a variant keeps one)."""
+        """The network used for samples and metrics: the EMA copy once it has started."""
+        ema = self.generator_ema
+        if ema is not None and int(ema.n_averaged) > 0:
+            return ema.module
         return self.generator
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -140,7 +261,7 @@ class GANModule(pl.LightningModule):
 
     @torch.no_grad()
     def generate(self, z: Tensor) -> Tensor:
-        """Samples in [-1, 1] for latents ``(N, latent_dim)``, with the network in eval mode."""
+        """Samples for latents ``(N, latent_dim)``, with the network in eval mode."""
         net = self.sampling_generator
         was_training = net.training
         net.eval()
@@ -163,47 +284,90 @@ class GANModule(pl.LightningModule):
                 "strategy='gan_ddp' (or gan_lightning.strategies.GANDDPStrategy) instead; "
                 "the gan-lightning command line selects it for you."
             )
+        self._check_data_options()
         self._check_shapes()
+
+    def _check_data_options(self) -> None:
+        """Check the options that depend on the data: packing and augmentation."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        batch_size = getattr(datamodule, "batch_size", None)
+        if self.pack > 1 and isinstance(batch_size, int) and batch_size % self.pack:
+            raise ConfigurationError(
+                f"model.pack={self.pack} packs {self.pack} samples per discriminator input, but "
+                f"data.batch_size={batch_size} is not divisible by it. Use a batch size that is "
+                f"a multiple of {self.pack}."
+            )
+        per_input = batch_size // self.pack if isinstance(batch_size, int) else None
+        for layer in self.discriminator.modules():
+            group = min(getattr(layer, "group_size", 0), per_input or 0)
+            if isinstance(layer, MinibatchStdDev) and group and per_input % group:
+                raise ConfigurationError(
+                    f"the discriminator's minibatch standard deviation uses groups of {group}, "
+                    f"but it scores {per_input} inputs per update (data.batch_size={batch_size}"
+                    f", pack={self.pack}). Use a batch size divisible by {group * self.pack}."
+                )
+        shape = getattr(datamodule, "sample_shape", None)
+        if self.augment_policy and shape is not None and len(shape) != 3:
+            raise ConfigurationError(
+                f"model.diff_augment works on images (C, H, W), but the data's samples have "
+                f"shape {tuple(shape)}. Set diff_augment: '' for this data."
+            )
 
     def _check_shapes(self) -> None:
         """Fail before training if data, generator and discriminator shapes disagree."""
         datamodule = getattr(self.trainer, "datamodule", None)
         expected = getattr(datamodule, "sample_shape", None)
+        n = 2 * self.pack
         with torch.no_grad():
-            z = torch.zeros(2, self.latent_dim, device=self.device)
-            fake = self.generate(z)
+            fake = self.generate(torch.zeros(n, self.latent_dim, device=self.device))
             if expected is not None and tuple(fake.shape[1:]) != tuple(expected):
                 raise ConfigurationError(
                     f"the generator makes samples of shape {tuple(fake.shape[1:])} but the data "
                     f"has shape {tuple(expected)}. Make the networks' image_size and channels "
                     "match the data (model.generator / model.discriminator init_args)."
                 )
+            packed = penalties.pack(fake, self.pack)
             was_training = self.discriminator.training
             self.discriminator.eval()
             try:
-                logits = self.discriminator(fake)
+                logits = self.discriminator(packed)
             except RuntimeError as err:
+                hint = f" With pack={self.pack} it must take {self.pack}x the channels." * (
+                    self.pack > 1
+                )
                 raise ConfigurationError(
-                    f"the discriminator cannot score samples of shape {tuple(fake.shape[1:])}: "
-                    f"{err}. Make its image_size and channels match the generator's."
+                    f"the discriminator cannot score inputs of shape {tuple(packed.shape[1:])}: "
+                    f"{err}. Make its image_size and channels match the generator's.{hint}"
                 ) from err
             finally:
                 self.discriminator.train(was_training)
         if tuple(logits.shape) != (2,):
             raise ConfigurationError(
-                f"the discriminator must return one logit per sample, shape (N,), but returned "
+                f"the discriminator must return one logit per input, shape (N,), but returned "
                 f"{tuple(logits.shape)} for N=2."
             )
 
     # ----------------------------------------------------------------- optimisation
 
-    def configure_optimizers(self) -> list[Optimizer]:
-        optimizers = []
+    def configure_optimizers(self) -> list[dict[str, Any]]:
+        configs = []
         for name in ("generator", "discriminator"):
             params = getattr(self, name).parameters()
             factory = self._optimizer_factories[name]
-            optimizers.append(factory(params) if factory else self.default_optimizer(params, name))
-        return optimizers
+            optimizer = factory(params) if factory else self.default_optimizer(params, name)
+            config: dict[str, Any] = {"optimizer": optimizer}
+            scheduler_factory = self._scheduler_factories[name]
+            if scheduler_factory is not None:
+                scheduler = scheduler_factory(optimizer)
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    raise ConfigurationError(
+                        f"model.scheduler_{name[0]} is ReduceLROnPlateau, which needs a monitored "
+                        "metric each step; GAN losses are not one. Use a step-based scheduler "
+                        "(StepLR, LinearLR, CosineAnnealingLR, ...)."
+                    )
+                config["lr_scheduler"] = scheduler
+            configs.append(config)
+        return configs
 
     def wrap_networks(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         """Give each network its own data-parallel wrapper (called by ``GANDDPStrategy``)."""
@@ -225,42 +389,100 @@ class GANModule(pl.LightningModule):
                 "n_critic x batch_size samples (GANDataModule does this itself)."
             )
         opt_g, opt_d = self.optimizers()
-        for real_batch in real.split(n):
-            self._discriminator_update(opt_d, real_batch)
-        self._generator_update(opt_g, n)
+        for i, real_batch in enumerate(real.split(n)):
+            self._discriminator_update(opt_d, real_batch, self.global_step * self.n_critic + i)
+        self._generator_update(opt_g, real_batch)
+
+        # Manual optimization leaves schedulers to us: one step per training step.
+        for scheduler in _as_list(self.lr_schedulers()):
+            scheduler.step()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """Nothing per batch: evaluation callbacks (FID, samples) read the validation loop."""
 
-    def _discriminator_update(self, opt_d: Any, real: Tensor) -> None:
+    # ----------------------------------------------------------------- the two phases
+
+    def _discriminator_update(self, opt_d: Any, real: Tensor, d_step: int) -> None:
+        """One discriminator update on ``real`` ``(N, ...)``; ``d_step`` counts D updates."""
         with self.toggled_optimizer(opt_d):
             # Fresh fakes without a graph: the discriminator's loss must not reach G.
             with torch.no_grad():
                 fake = self.generator(self.sample_latent(real.shape[0]))
-            real_logits, fake_logits = self._discriminate(real, fake)
+            real_in, fake_in = self._discriminator_input(real), self._discriminator_input(fake)
+
+            # Inputs whose gradients the penalties need are scored in the same forward call.
+            use_r1 = self.r1_gamma > 0 and d_step % self.r1_every == 0
+            if use_r1:
+                real_in = real_in.detach().requires_grad_(True)
+            extra = []
+            if self.gp_weight > 0:
+                extra.append(penalties.interpolate(real_in, fake_in).requires_grad_(True))
+            real_logits, fake_logits, *extra_logits = self._discriminate(real_in, fake_in, *extra)
+
             loss = self.discriminator_loss(real_logits, fake_logits)
+            total = loss
+            if self.gp_weight > 0:
+                gp = penalties.gradient_penalty_from_outputs(
+                    extra_logits[0], extra[0], self.gp_weight
+                )
+                self.log("train/gp", gp.detach())
+                total = total + gp
+            if use_r1:
+                r1 = penalties.r1_penalty_from_outputs(real_logits, real_in, self.r1_gamma)
+                self.log("train/r1", r1.detach())
+                total = total + self.r1_every * r1
 
             opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
+            self.manual_backward(total)
+            if self.grad_clip_d is not None:
+                self.clip_gradients(opt_d, self.grad_clip_d, gradient_clip_algorithm="norm")
             # Step through the strategy, not opt_d.step(): Lightning counts every
             # LightningOptimizer step in global_step, and here a step is a generator update.
             self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=_no_closure)
+            if self.clip_value is not None:
+                penalties.clip_weights_(self.discriminator, self.clip_value)
 
         self.log("train/loss_d", loss.detach(), prog_bar=True)
         self.log("train/d_real", real_logits.detach().float().mean())
         self.log("train/d_fake", fake_logits.detach().float().mean())
 
-    def _generator_update(self, opt_g: Any, n: int) -> None:
+    def _generator_update(self, opt_g: Any, real: Tensor) -> None:
+        """One generator update; ``real`` is the last real batch (for feature matching)."""
         with self.toggled_optimizer(opt_g):
-            fake = self._wrapped.get("generator", self.generator)(self.sample_latent(n))
+            fake = self._wrapped.get("generator", self.generator)(self.sample_latent(real.shape[0]))
+            fake_in = self._discriminator_input(fake)
+
             # The discriminator runs unwrapped: its parameters are frozen in this phase.
-            loss = self.generator_loss(self.discriminator(fake))
+            if self.feature_matching:
+                with torch.no_grad():
+                    real_features = self.discriminator.features(self._discriminator_input(real))
+                loss = penalties.feature_matching_loss(
+                    real_features, self.discriminator.features(fake_in)
+                )
+            else:
+                loss = self.generator_loss(self.discriminator(fake_in))
 
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss)
+            if self.grad_clip_g is not None:
+                self.clip_gradients(opt_g, self.grad_clip_g, gradient_clip_algorithm="norm")
             opt_g.step()
 
         self.log("train/loss_g", loss.detach(), prog_bar=True)
+        if self.generator_ema is not None and self.global_step >= self.ema_start_step:
+            # global_step already counts this update; the first call copies the generator.
+            self.generator_ema.update_parameters(self.generator)
+
+    def _discriminator_input(self, x: Tensor) -> Tensor:
+        """What the discriminator sees of samples ``x``: augmented, noised, then packed."""
+        if self.augment_policy:
+            x = augment.diff_augment(x, ",".join(self.augment_policy))
+        if self.instance_noise > 0:
+            std = penalties.instance_noise_std(
+                self.global_step, self.instance_noise, self.instance_noise_steps
+            )
+            x = penalties.add_instance_noise(x, std)
+        return penalties.pack(x, self.pack) if self.pack > 1 else x
 
     def _discriminate(self, *inputs: Tensor) -> tuple[Tensor, ...]:
         """Discriminator logits for each input, in one (possibly DDP-wrapped) forward call."""
@@ -300,3 +522,26 @@ def _save_hyperparameters(module: pl.LightningModule) -> None:
     frame = inspect.currentframe().f_back  # the caller's __init__ frame
     ignore = [] if _given_hyperparameters.get() is not None else ["generator", "discriminator"]
     module.save_hyperparameters(ignore=ignore, frame=frame)
+
+
+def _require(ok: bool, name: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise ConfigurationError(f"model.{name} must be {expected}, got {got!r}.")
+
+
+def _check_generator(generator: nn.Module) -> int:
+    """The generator's latent size, checked: the loop draws latents of this size."""
+    latent_dim = getattr(generator, "latent_dim", None)
+    if not isinstance(latent_dim, int) or latent_dim < 1:
+        raise ConfigurationError(
+            f"the generator ({type(generator).__name__}) must have an integer attribute "
+            f"latent_dim >= 1, got {latent_dim!r}."
+        )
+    return latent_dim
+
+
+def _as_list(value: Any) -> list:
+    """``LightningModule.lr_schedulers()`` returns None, one scheduler or a list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

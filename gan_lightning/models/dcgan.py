@@ -11,31 +11,29 @@ Differences from the paper:
 
 from __future__ import annotations
 
-from lightning.pytorch.cli import OptimizerCallable
+from typing import Any
+
 from torch import nn
 
-from gan_lightning.models.base import AdversarialLoss, GANModule
+from gan_lightning.models.gan import GAN, AdversarialLoss
 
 
-class DCGAN(GANModule):
+class DCGAN(GAN):
     """DCGAN training: Adam(lr=2e-4, betas=(0.5, 0.999)) for both networks, ``n_critic=1``.
 
     Args:
         generator: See :class:`GANModule`; typically ``DCGANGenerator``.
         discriminator: See :class:`GANModule`; typically ``DCGANDiscriminator``.
-        optimizer_g: None means the paper's Adam(lr=2e-4, betas=(0.5, 0.999)).
-        optimizer_d: None means the paper's Adam(lr=2e-4, betas=(0.5, 0.999)).
-        n_critic: Discriminator updates per generator update (the paper uses 1).
-        loss: ``"non_saturating"`` (default) or ``"minimax"``.
+        loss: ``"non_saturating"`` (default, as in the paper) or ``"minimax"``.
+        **kwargs: Options of :class:`~gan_lightning.models.base.GANModule` (optimizers,
+            ``n_critic``, regularizers, EMA, ...).
     """
 
     def __init__(
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        optimizer_g: OptimizerCallable | None = None,
-        optimizer_d: OptimizerCallable | None = None,
-        n_critic: int = 1,
         loss: AdversarialLoss = "non_saturating",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(generator, discriminator, optimizer_g, optimizer_d, n_critic, loss)
+        super().__init__(generator, discriminator, loss=loss, **kwargs)

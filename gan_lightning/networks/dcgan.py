@@ -7,15 +7,20 @@ Differences from the paper:
 - Sized from the image: any power-of-two side from 8 to 1024 pixels, 1 or 3 channels (the
   paper shows 64x64 RGB). Each resolution step halves (D) or doubles (G) the feature map.
 - The discriminator returns raw logits of shape ``(N,)``; the sigmoid lives in the loss.
+- Optional discriminator extras from later papers (all off by default): minibatch standard
+  deviation, minibatch discrimination and spectral normalisation without BatchNorm.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from torch import Tensor, nn
 
 from gan_lightning.errors import ConfigurationError
+from gan_lightning.layers import MinibatchDiscrimination, MinibatchStdDev
+from gan_lightning.networks.utils import apply_spectral_norm, check_minibatch_options
 
 
 def _num_doublings(image_size: int, who: str) -> int:
@@ -39,7 +44,7 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -95,16 +100,54 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """Strided-convolution discriminator: images ``(N, C, S, S)`` to logits ``(N,)``.
 
+    With every option off this is the paper's discriminator. The options add layers from
+    later papers in front of the output layer, which sees the last 4x4 feature map:
+
+    - ``minibatch_std`` appends the minibatch standard deviation as one more 4x4 map before
+      the final 4x4 convolution, as ProGAN does before its last block (arXiv:1710.10196).
+    - ``minibatch_discrimination`` replaces the final convolution by flatten, a minibatch
+      discrimination layer (arXiv:1606.03498) and a Linear layer to one logit.
+    - ``spectral_norm`` normalises every convolution (and Linear layer) and removes the
+      BatchNorm layers, as in the SN-GAN discriminators of arXiv:1802.05957.
+
     Args:
         image_size: Input side S in pixels, a power of two from 8 to 1024.
         channels: Input channels C.
         base_channels: Feature maps of the first layer; each later layer doubles them.
+        minibatch_std: Append the minibatch standard deviation (groups of 4; the batch size
+            must then be divisible by 4, or smaller than 4) before the output layer.
+        minibatch_discrimination: Kernels of a minibatch discrimination layer in the output
+            layer; 0 leaves it out.
+        minibatch_kernel_dim: Dimension of each minibatch discrimination kernel (>= 1).
+        spectral_norm: Spectrally normalise every convolution and Linear layer, without
+            BatchNorm.
+        norm: Normalisation after each hidden convolution: ``"batch"`` (the paper),
+            ``"layer"`` (over channels and pixels per sample, which a gradient penalty needs:
+            the WGAN-GP paper's choice) or ``"none"``. None means ``"batch"``, or ``"none"``
+            with ``spectral_norm``.
     """
 
-    def __init__(self, image_size: int = 32, channels: int = 1, base_channels: int = 64) -> None:
+    def __init__(
+        self,
+        image_size: int = 32,
+        channels: int = 1,
+        base_channels: int = 64,
+        minibatch_std: bool = False,
+        minibatch_discrimination: int = 0,
+        minibatch_kernel_dim: int = 5,
+        spectral_norm: bool = False,
+        norm: Literal["batch", "layer", "none"] | None = None,
+    ) -> None:
         super().__init__()
         _check_channels(channels, "discriminator")
+        if norm is None:
+            norm = "none" if spectral_norm else "batch"
+        if norm not in ("batch", "layer", "none"):
+            raise ConfigurationError(
+                f"discriminator.norm must be 'batch', 'layer', 'none' or null, got {norm!r}."
+            )
         steps = _num_doublings(image_size, "discriminator")
+        check_minibatch_options(minibatch_discrimination, minibatch_kernel_dim)
         self.image_shape = (channels, image_size, image_size)
 
         # Halve the side per step down to 4x4; no normalisation on the input layer (paper).
@@ -114,16 +157,49 @@ class DCGANDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for _ in range(steps - 1):
-            layers += [
-                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width * 2),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
+            layers.append(nn.Conv2d(width, width * 2, 4, 2, 1, bias=False))
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(width * 2))
+            elif norm == "layer":
+                layers.append(nn.GroupNorm(1, width * 2))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
             width *= 2
-        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
-        self.net = nn.Sequential(*layers)
+        self.feature_shape = (width, 4, 4)
+
+        # Output layer on the 4x4 map, with the optional minibatch layers in front.
+        head: list[nn.Module] = []
+        if minibatch_std:
+            head.append(MinibatchStdDev())
+            width += 1
+        if minibatch_discrimination:
+            head += [
+                nn.Flatten(),
+                MinibatchDiscrimination(width * 16, minibatch_discrimination, minibatch_kernel_dim),
+                nn.Linear(width * 16 + minibatch_discrimination, 1),
+            ]
+        else:
+            head.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
+
+        # One Sequential as before the options existed, so checkpoints keep their keys.
+        self.num_body_layers = len(layers)
+        self.net = nn.Sequential(*layers, *head)
         self.apply(dcgan_init)
+        if spectral_norm:
+            apply_spectral_norm(self)
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        """The last hidden activations ``(N, *feature_shape)`` for images ``(N, C, S, S)``."""
+        for layer in self.net[: self.num_body_layers]:
+            x = layer(x)
+        return x
+
+    def features(self, x: Tensor) -> Tensor:
+        """The flattened last 4x4 feature map ``(N, F)``, before the output layer."""
+        return self.feature_map(x).flatten(1)
 
     def forward(self, x: Tensor) -> Tensor:
         """Score images ``(N, C, S, S)`` in [-1, 1]; returns logits ``(N,)``."""
-        return self.net(x).flatten()
+        x = self.feature_map(x)
+        for layer in self.net[self.num_body_layers :]:
+            x = layer(x)
+        return x.flatten()

@@ -48,7 +48,7 @@ def test_discriminator_phase_changes_only_the_discriminator(tmp_path, monkeypatc
     model = tiny_gan()
     # Step the generator's optimizer without gradients: Adam skips every parameter, and the
     # step still counts, so the run ends.
-    monkeypatch.setattr(model, "_generator_update", lambda opt, n: opt.step())
+    monkeypatch.setattr(model, "_generator_update", lambda opt, real: opt.step())
     g_before, d_before = snapshot(model.generator), snapshot(model.discriminator)
     trainer(tmp_path, 2).fit(model, DigitsDataModule(image_size=16, batch_size=16))
     assert changed(g_before, model.generator) == set()
@@ -58,7 +58,7 @@ def test_discriminator_phase_changes_only_the_discriminator(tmp_path, monkeypatc
 
 def test_generator_phase_changes_only_the_generator(tmp_path, monkeypatch):
     model = tiny_gan()
-    monkeypatch.setattr(model, "_discriminator_update", lambda opt, real: None)
+    monkeypatch.setattr(model, "_discriminator_update", lambda opt, real, d_step: None)
     g_before, d_before = snapshot(model.generator), snapshot(model.discriminator)
     trainer(tmp_path, 2).fit(model, DigitsDataModule(image_size=16, batch_size=16))
     assert changed(d_before, model.discriminator) == set()
