@@ -91,6 +91,22 @@ def test_a_step_is_one_generator_update(tmp_path, n_critic):
     assert logged == list(range(10))
 
 
+def test_losses_are_logged_on_the_loggers_schedule_only(tmp_path):
+    logger = CSVLogger(tmp_path, name="csv")
+    model = tiny_gan(n_critic=2)
+    calls = []
+    log = model.log
+    model.log = lambda name, value, **kw: calls.append(name) or log(name, value, **kw)
+    trainer(tmp_path, 10, logger=logger, log_every_n_steps=5).fit(
+        model, DigitsDataModule(image_size=16, batch_size=8)
+    )
+    with open(logger.log_dir + "/metrics.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row["train/loss_g"]]
+    assert [int(row["step"]) for row in rows] == [4, 9]
+    assert all(row[k] for row in rows for k in ("train/loss_d", "train/d_real", "train/d_fake"))
+    assert len(calls) == 2 * 4  # four metrics on each of the two logging steps
+
+
 def test_checkpoint_names_count_steps(tmp_path):
     from lightning.pytorch.callbacks import ModelCheckpoint
 

@@ -42,7 +42,8 @@ def ring(batch_size: int = 32) -> GaussianMixtureDataModule:
 
 
 def fit(model: pl.LightningModule, data, max_steps: int, tmp_path, **kwargs) -> pl.Trainer:
-    trainer = quiet_trainer(tmp_path, max_steps=max_steps, limit_val_batches=0, **kwargs)
+    kwargs = {"log_every_n_steps": 1, "limit_val_batches": 0, **kwargs}
+    trainer = quiet_trainer(tmp_path, max_steps=max_steps, **kwargs)
     trainer.fit(model, data)
     return trainer
 
@@ -225,24 +226,55 @@ def test_scheduler_state_survives_a_resume(tmp_path):
     assert resumed.optimizers[0].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.25)
 
 
+def record_grad_norms(optimizer: torch.optim.Optimizer, norms: list[float]) -> None:
+    """Record the total gradient norm each time ``optimizer`` actually steps."""
+
+    def hook(opt, args, kwargs):
+        grads = [p.grad for group in opt.param_groups for p in group["params"]]
+        norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+
+    # After the step: Lightning runs its closure, and so the clipping, inside step().
+    optimizer.register_step_post_hook(hook)
+
+
 class GradNorms(Callback):
     def __init__(self) -> None:
-        self.norms: list[float] = []
+        self.g: list[float] = []
+        self.d: list[float] = []
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
-        norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads if g is not None]))
-        self.norms.append(norm.item())
+    def on_train_start(self, trainer, pl_module) -> None:
+        record_grad_norms(trainer.optimizers[0], self.g)
+        record_grad_norms(trainer.optimizers[1], self.d)
 
 
 def test_gradient_clipping_bounds_both_networks(tmp_path):
     recorder = GradNorms()
     model = GAN(*mlp_pair(), grad_clip_g=1e-3, grad_clip_d=2e-3)
     fit(model, ring(), 3, tmp_path, callbacks=[recorder])
-    assert len(recorder.norms) == 6  # D then G, three times
-    d_norms, g_norms = recorder.norms[0::2], recorder.norms[1::2]
-    assert max(d_norms) <= 2e-3 * 1.0001 and max(g_norms) <= 1e-3 * 1.0001
-    assert min(d_norms) > 1e-3  # clipped down to the bound, not vanished
+    assert len(recorder.g) == len(recorder.d) == 3
+    assert recorder.d == pytest.approx([2e-3] * 3, rel=1e-4)  # clipped down to the bound
+    assert recorder.g == pytest.approx([1e-3] * 3, rel=1e-4)
+
+
+def scaled_fp16_plugin():
+    """16-mixed with a real loss scaler on CPU, as on a GPU: gradients arrive scaled by 2^10."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    return MixedPrecision("16-mixed", "cpu", scaler=scaler)
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed+scaler"])
+def test_gradient_clipping_acts_on_unscaled_gradients_under_mixed_precision(tmp_path, precision):
+    recorder = GradNorms()
+    model = GAN(*mlp_pair(), grad_clip_g=1e-3, grad_clip_d=2e-3)
+    if precision == "bf16-mixed":
+        options = {"precision": precision}
+    else:
+        options = {"plugins": [scaled_fp16_plugin()]}
+    fit(model, ring(batch_size=8), 2, tmp_path, callbacks=[recorder], **options)
+    assert recorder.d == pytest.approx([2e-3] * 2, rel=1e-3)
+    assert recorder.g == pytest.approx([1e-3] * 2, rel=1e-3)
 
 
 def test_feature_matching_trains_only_the_generator_in_its_phase(tmp_path):
