@@ -17,27 +17,35 @@ Differences from the protocol of the paper and of most published tables:
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from urllib.parse import urlparse
-
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from gan_lightning.callbacks.logging_utils import log_evaluation
 from gan_lightning.errors import ConfigurationError
 from gan_lightning.images import to_rgb, to_uint8
-
-WEIGHTS_ENV_VAR = "GAN_LIGHTNING_FID_WEIGHTS"
-"""Environment variable naming the Inception weights file when ``weights_path`` is not given."""
-
-_FIX_HINT = (
-    "Pass weights_path=/path/to/inception-2015-12-05-fid-features.pth to "
-    f"FrechetInceptionDistanceCallback (init_args.weights_path in YAML) or set {WEIGHTS_ENV_VAR} "
-    "to that path; the file is torch-fidelity's 'inception-v3-compat' state dict."
+from gan_lightning.metrics.weights import (
+    FIX_HINT,
+    WEIGHTS_ENV_VAR,
+    check_weights_file,
+    download_cache_path,
+    resolve_weights_path,
 )
+
+# Weights resolution is shared with the Metrics callback; the names stay importable from here.
+_FIX_HINT = FIX_HINT
+__all__ = [
+    "FID",
+    "WEIGHTS_ENV_VAR",
+    "FrechetInceptionDistanceCallback",
+    "build_fid_metric",
+    "check_weights_file",
+    "resolve_weights_path",
+    "split_count",
+    "to_fid_input",
+]
 
 
 def to_fid_input(images: Tensor) -> Tensor:
@@ -59,61 +67,6 @@ def split_count(total: int, world_size: int, rank: int) -> int:
     """
     base, remainder = divmod(total, world_size)
     return base + (1 if rank < remainder else 0)
-
-
-def resolve_weights_path(weights_path: str | None) -> tuple[Path | None, str]:
-    """Pick the Inception weights file: the argument, else ``GAN_LIGHTNING_FID_WEIGHTS``.
-
-    Args:
-        weights_path: Explicit path, or None to fall back to the environment variable.
-
-    Returns:
-        The path (None: neither is set, use torchmetrics' download cache) and where it came from,
-        for error messages.
-    """
-    if weights_path is not None:
-        return Path(weights_path).expanduser(), "weights_path"
-    from_env = os.environ.get(WEIGHTS_ENV_VAR, "")
-    if from_env:
-        return Path(from_env).expanduser(), f"environment variable {WEIGHTS_ENV_VAR}"
-    return None, "torchmetrics' default download"
-
-
-def check_weights_file(path: Path, source: str) -> None:
-    """Raise :class:`ConfigurationError` unless ``path`` is a readable PyTorch state dict.
-
-    Loads with ``weights_only=True``, so a file that is not plain tensors is rejected before
-    torch-fidelity unpickles it with ``weights_only=False``.
-
-    Args:
-        path: The weights file to check.
-        source: Where the path came from (argument or environment variable), for the message.
-    """
-    if not path.is_file():
-        raise ConfigurationError(
-            f"FID Inception weights file {str(path)!r} (from {source}) does not exist or is not a "
-            f"file. {_FIX_HINT}"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load raises many types for truncated or foreign files.
-        raise ConfigurationError(
-            f"FID Inception weights file {str(path)!r} (from {source}) could not be loaded with "
-            f"torch.load ({type(err).__name__}: {err}); it is probably truncated or not a "
-            f"PyTorch state dict. Download it again. {_FIX_HINT}"
-        ) from err
-    if not isinstance(state, dict):
-        raise ConfigurationError(
-            f"FID Inception weights file {str(path)!r} (from {source}) holds a "
-            f"{type(state).__name__}, expected a state dict. {_FIX_HINT}"
-        )
-
-
-def _download_cache_path() -> Path:
-    """Where torchmetrics (through torch-fidelity and torch.hub) caches the downloaded weights."""
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(URL_INCEPTION_V3).path).name
 
 
 def build_fid_metric(weights_path: str | None) -> FrechetInceptionDistance:
@@ -147,7 +100,7 @@ def build_fid_metric(weights_path: str | None) -> FrechetInceptionDistance:
             ) from err
         raise ConfigurationError(
             "could not get the FID Inception weights through torchmetrics' default download "
-            f"({type(err).__name__}: {err}). Put the file at {str(_download_cache_path())!r}, "
+            f"({type(err).__name__}: {err}). Put the file at {str(download_cache_path())!r}, "
             f"or anywhere else and point to it: {_FIX_HINT}"
         ) from err
 
@@ -274,7 +227,7 @@ class FrechetInceptionDistanceCallback(pl.Callback):
         # compute() sums the statistics over ranks, so every rank gets and logs the same value;
         # sync_dist only averages identical scalars and keeps Lightning from warning.
         value = metric.compute()
-        pl_module.log(self.log_name, value, on_step=False, on_epoch=True, sync_dist=True)
+        log_evaluation(pl_module, {self.log_name: value})
         metric.reset()  # Drops the generated statistics only (reset_real_features=False).
 
     def _finish_real(self, trainer: pl.Trainer) -> None:

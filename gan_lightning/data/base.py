@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import lightning.pytorch as pl
+import torch
 from torch.utils.data import DataLoader, Dataset
 
+from gan_lightning.data.resumable import ResumableDataLoader, ResumableSampler
 from gan_lightning.errors import ConfigurationError
 
 
@@ -16,6 +20,13 @@ class GANDataModule(pl.LightningDataModule):
     ``batch_size * n_critic`` samples per step; the model asks for this through its
     ``real_batches_per_step`` attribute and splits the loaded batch itself. Subclasses set
     ``train_set`` and ``val_set`` in ``setup`` and describe their samples in ``sample_shape``.
+
+    The training order is a function of a seed and the epoch, and the training loader's
+    position is saved in checkpoints, so a run resumed in the middle of an epoch continues
+    with exactly the next batch (see :mod:`gan_lightning.data.resumable`). The seed is the
+    global one (``seed_everything``, the ``seed_everything:`` of a config); without one it
+    is drawn from torch's random generator, except under DDP, where every process must use
+    the same order and it is 0. Under DDP each process reads its own share of each epoch.
 
     Args:
         batch_size: Real samples per discriminator update (>= 1).
@@ -65,16 +76,27 @@ class GANDataModule(pl.LightningDataModule):
                 f"updates = {per_step}) with drop_last=True, so no step would ever run. "
                 "Lower data.batch_size or model.n_critic, or use more data."
             )
-        return self._loader(dataset, per_step, shuffle=True, drop_last=self.drop_last)
+        trainer = getattr(self, "trainer", None)
+        world_size = trainer.world_size if trainer is not None else 1
+        rank = trainer.global_rank if trainer is not None else 0
+        sampler = ResumableSampler(dataset, _shuffle_seed(world_size), world_size, rank)
+        return self._loader(dataset, per_step, sampler=sampler, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._require("val_set"), self.batch_size, shuffle=False)
+        return self._loader(self._require("val_set"), self.batch_size)
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last=False):
-        return DataLoader(
+    def _loader(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        sampler: ResumableSampler | None = None,
+        drop_last: bool = False,
+    ) -> DataLoader:
+        loader_class = DataLoader if sampler is None else ResumableDataLoader
+        return loader_class(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
@@ -86,3 +108,13 @@ class GANDataModule(pl.LightningDataModule):
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.{name} is not set: call setup() first")
         return dataset
+
+
+def _shuffle_seed(world_size: int) -> int:
+    """The seed of the training order: the global seed, else a draw (0 across processes)."""
+    seed = os.environ.get("PL_GLOBAL_SEED")
+    if seed is not None:
+        return int(seed)
+    if world_size > 1:
+        return 0
+    return int(torch.randint(0, 2**31 - 1, ()).item())

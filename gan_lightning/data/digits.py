@@ -65,6 +65,14 @@ class DigitsDataModule(GANDataModule):
     def sample_shape(self) -> tuple[int, int, int]:
         return (1, self.image_size, self.image_size)
 
+    @property
+    def cache_key(self) -> str:
+        """Names the validation images for cached real features (data, size, resize, split)."""
+        return (
+            f"sklearn-digits(image_size={self.image_size}, resize=bilinear-align_corners-false, "
+            f"val_fraction={self.val_fraction}, split_seed={self.split_seed})"
+        )
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return

@@ -114,6 +114,19 @@ class GaussianMixtureDataModule(GANDataModule):
         return (2,)
 
     @property
+    def cache_key(self) -> str:
+        """Names the validation points (kind, ring radius, resolved std, count, seed).
+
+        ``num_train`` is left out: the validation points come from their own random stream;
+        so is the radius of the grid, which ignores it.
+        """
+        radius = self.radius if self.kind == "ring" else None
+        return (
+            f"gaussian-mixture(kind={self.kind}, radius={radius}, std={self.mode_std}, "
+            f"num_val={self.num_val}, seed={self.seed})"
+        )
+
+    @property
     def modes(self) -> torch.Tensor:
         """Mode means ``(K, 2)`` float32: K = 8 for the ring, 25 for the grid."""
         return mixture_modes(self.kind, self.radius)

@@ -10,6 +10,7 @@ training step runs.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import http.client
 import os
 import pickle
@@ -106,6 +107,11 @@ def _check_channels(channels: int | None, allow_none: bool) -> None:
 def _absolute(root: str | os.PathLike) -> Path:
     """``root`` with ``~`` expanded, made absolute without resolving symbolic links."""
     return Path(os.path.abspath(os.path.expanduser(os.fspath(root))))
+
+
+def _describe(transform: transforms.Compose) -> str:
+    """The transform's ``repr`` on one line, e.g. for a cache key."""
+    return " ".join(repr(transform).split())
 
 
 def _short(error: BaseException, limit: int = 300) -> str:
@@ -208,6 +214,15 @@ class TorchvisionDataModule(GANDataModule):
     @property
     def sample_shape(self) -> tuple[int, int, int]:
         return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def cache_key(self) -> str:
+        """Names the validation images for cached real features (data, size, transform, split)."""
+        transform = _describe(image_transform(self.image_size, self.channels))
+        return (
+            f"torchvision-{self.name}(root={_absolute(self.root)}, image_size={self.image_size}, "
+            f"channels={self.channels}, transform={transform}, val_split={self.val_split})"
+        )
 
     @property
     def folder(self) -> Path:
@@ -398,6 +413,27 @@ class ImageFolderDataModule(GANDataModule):
     @property
     def sample_shape(self) -> tuple[int, int, int]:
         return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def cache_key(self) -> str:
+        """Names the validation images for cached real features.
+
+        Holds the folder, image size, channels, transform, split parameters and a SHA-256
+        fingerprint of every image file's relative path and size in bytes, so adding,
+        removing, renaming or resizing a file changes it. It lists the folder on every call;
+        an edit that keeps a file's name and size is not noticed.
+        """
+        root = self._check_root()
+        listing = hashlib.sha256()
+        for path, _ in find_image_files(root)[0]:
+            relative = Path(path).relative_to(root).as_posix()
+            listing.update(f"{relative}\0{os.path.getsize(path)}\n".encode())
+        transform = _describe(image_transform(self.image_size, self.channels))
+        return (
+            f"image-folder(root={root}, files={listing.hexdigest()[:16]}, "
+            f"image_size={self.image_size}, channels={self.channels}, transform={transform}, "
+            f"val_fraction={self.val_fraction}, split_seed={self.split_seed})"
+        )
 
     def prepare_data(self) -> None:
         """Check that ``root`` is a folder (the files are listed in ``setup``)."""

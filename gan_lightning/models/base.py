@@ -13,6 +13,13 @@ wrapped parameter used once per backward pass and all-reduces only the network b
 updated. Penalties that need extra discriminator outputs (gradient penalty, R1) get them
 from that same forward call.
 
+Divergence: with ``nan_policy: stop`` (the default) every update records, on the device and
+without a host sync, whether its loss and gradients are finite. The records are checked at
+the loggers' steps, at the end of training and before every checkpoint is written, so a
+checkpoint is never written after a non-finite update and the error names the step it
+happened in. ``nan_policy: skip`` decides before each optimizer step instead (one host sync
+per update) and drops the gradients of non-finite updates.
+
 Variants override the loss hooks (:meth:`GANModule.discriminator_loss`,
 :meth:`GANModule.generator_loss`) and their defaults; the regularizers and stabilizers are
 options of this class, so every variant can turn them on.
@@ -20,19 +27,23 @@ options of this class, so every variant can turn them on.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_lightning import augment, losses, penalties
-from gan_lightning.errors import ConfigurationError
+from gan_lightning.checkpointing import ExactResume
+from gan_lightning.errors import ConfigurationError, TrainingDivergedError
 from gan_lightning.layers import MinibatchStdDev
 
 
@@ -104,6 +115,15 @@ class GANModule(pl.LightningModule):
             with this decay in [0, 1), used for samples and metrics. None turns it off.
         ema_start_step: Training step at which the average starts (it starts as a copy of the
             generator); before it, samples come from the generator itself.
+        nan_policy: What a NaN or infinite loss or gradient does. ``stop``: the run stops
+            with :class:`~gan_lightning.errors.TrainingDivergedError` naming the step, the
+            value and the likely cause; it is detected without per-step host syncs and
+            raised at the next logging step, at the end of training or before the next
+            checkpoint, so no checkpoint is written after it. ``skip``: the update is dropped
+            (its gradients are discarded), which costs one host sync per update; the count is
+            logged as ``train/skipped_updates`` and 100 skips in a row stop the run. ``off``:
+            no check. Under a float16 ``GradScaler`` non-finite gradients are the scaler's
+            signal to lower its scale and skip the step, so only losses are checked there.
     """
 
     #: Whether :meth:`discriminator_loss` honours ``label_smoothing`` (cross-entropy losses).
@@ -132,6 +152,7 @@ class GANModule(pl.LightningModule):
         diff_augment: str = "",
         ema_decay: float | None = None,
         ema_start_step: int = 0,
+        nan_policy: Literal["stop", "skip", "off"] = "stop",
     ) -> None:
         super().__init__()
         _save_hyperparameters(self)
@@ -153,6 +174,7 @@ class GANModule(pl.LightningModule):
         self.pack = pack
         self.augment_policy = augment.parse_policy(diff_augment, name="model.diff_augment")
         self.ema_start_step = ema_start_step
+        self.nan_policy = nan_policy
         self._check_options(ema_decay)
 
         # The average is a submodule, so it is saved in and restored from checkpoints.
@@ -169,6 +191,12 @@ class GANModule(pl.LightningModule):
         self._wrapped: dict[str, nn.Module] = {}
         # The latest value of each training metric, logged on the loggers' schedule.
         self._train_logs: dict[str, Tensor] = {}
+        # Divergence bookkeeping (nan_policy): the update about to step, the device-side
+        # records of updates not yet checked, the error once found, skips so far.
+        self._pending_update: tuple[str, int, Tensor] | None = None
+        self._update_records: list[tuple[int, str, int, Tensor, Tensor]] = []
+        self._divergence: str | None = None
+        self._skips = {"total": 0, "in_a_row": 0}
 
     def _check_options(self, ema_decay: float | None) -> None:
         """Reject option values and combinations that cannot work, naming the fix."""
@@ -201,6 +229,12 @@ class GANModule(pl.LightningModule):
             ema_decay is None or 0 <= ema_decay < 1, "ema_decay", "in [0, 1) or null", ema_decay
         )
         _require(self.ema_start_step >= 0, "ema_start_step", ">= 0", self.ema_start_step)
+        _require(
+            self.nan_policy in ("stop", "skip", "off"),
+            "nan_policy",
+            "one of 'stop', 'skip', 'off'",
+            self.nan_policy,
+        )
 
         if self.clip_value is not None and self.gp_weight > 0:
             raise ConfigurationError(
@@ -291,6 +325,15 @@ class GANModule(pl.LightningModule):
 
     def _check_data_options(self) -> None:
         """Check the options that depend on the data: packing and augmentation."""
+        if (self.gp_weight > 0 or self.r1_gamma > 0) and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules()
+        ):
+            rank_zero_warn(
+                "model.gp_weight / model.r1_gamma penalise each sample's input gradient, but the "
+                "discriminator has BatchNorm, which in training mode mixes the samples of a "
+                "batch, so the penalty is not per sample. Use a discriminator without BatchNorm "
+                "(e.g. DCGANDiscriminator with norm: layer, or spectral_norm: true)."
+            )
         datamodule = getattr(self.trainer, "datamodule", None)
         batch_size = getattr(datamodule, "batch_size", None)
         if self.pack > 1 and isinstance(batch_size, int) and batch_size % self.pack:
@@ -356,11 +399,12 @@ class GANModule(pl.LightningModule):
         for name in ("generator", "discriminator"):
             params = getattr(self, name).parameters()
             factory = self._optimizer_factories[name]
-            optimizer = factory(params) if factory else self.default_optimizer(params, name)
+            build = factory or (lambda p, name=name: self.default_optimizer(p, name))
+            optimizer = _build(f"model.optimizer_{name[0]}", build, params)
             config: dict[str, Any] = {"optimizer": optimizer}
             scheduler_factory = self._scheduler_factories[name]
             if scheduler_factory is not None:
-                scheduler = scheduler_factory(optimizer)
+                scheduler = _build(f"model.scheduler_{name[0]}", scheduler_factory, optimizer)
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     raise ConfigurationError(
                         f"model.scheduler_{name[0]} is ReduceLROnPlateau, which needs a monitored "
@@ -372,7 +416,8 @@ class GANModule(pl.LightningModule):
         return configs
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
-        """Clip gradient norms here: under mixed precision they have just been unscaled."""
+        """Check the update for NaN/inf, then clip gradient norms (just unscaled under AMP)."""
+        self._check_update(optimizer)
         is_generator = optimizer is self.trainer.optimizers[0]
         clip = self.grad_clip_g if is_generator else self.grad_clip_d
         if clip is not None:
@@ -402,9 +447,19 @@ class GANModule(pl.LightningModule):
             self._discriminator_update(opt_d, real_batch, self.global_step * self.n_critic + i)
         self._generator_update(opt_g, real_batch)
 
+        # Under DDP, make every rank's buffers rank 0's (see gan_lightning.strategies).
+        if self._wrapped:
+            self.trainer.strategy.broadcast_buffers(self)
+
         # Manual optimization leaves schedulers to us: one step per training step.
         for scheduler in _as_list(self.lr_schedulers()):
             scheduler.step()
+
+        # Look at the divergence records when the loggers write (the only host sync).
+        trainer = self.trainer
+        due = self.global_step % trainer.log_every_n_steps == 0 or trainer.should_stop
+        if due or len(self._update_records) >= _MAX_UNCHECKED_RECORDS:
+            self.check_divergence()
         self._log_train_metrics()
 
     def _log_train_metrics(self) -> None:
@@ -422,11 +477,49 @@ class GANModule(pl.LightningModule):
         logs = self._train_logs
         for name in ("train/d_real", "train/d_fake"):
             logs[name] = logs[name].float().mean()
-        for name, value in logs.items():
-            self.log(name, value, prog_bar=name in ("train/loss_d", "train/loss_g"))
+        self.log_at_step(logs, prog_bar=("train/loss_d", "train/loss_g"))
+
+    def log_at_step(
+        self, metrics: dict[str, Tensor | float], prog_bar: Iterable[str] = (), sync_dist=False
+    ) -> None:
+        """Log scalar ``metrics`` at x = the number of completed training steps.
+
+        Lightning's loggers would plot the metrics of the k-th step (and a validation after
+        it) at x = k - 1, while checkpoints (``step=k``) and sample grids count k. Here the
+        values go to ``callback_metrics`` and the progress bar through ``self.log`` and to
+        every logger at ``global_step``, so all of them share one axis. Values must be equal
+        on all processes (loggers write from rank 0 only). Reads the values (a host sync):
+        call it on logging steps and at evaluations, not every step. ``sync_dist`` averages
+        the values over processes for ``callback_metrics`` (evaluation callbacks pass True).
+        """
+        prog_bar = set(prog_bar)
+        for name, value in metrics.items():
+            self.log(name, value, logger=False, prog_bar=name in prog_bar, sync_dist=sync_dist)
+        if not self.loggers:
+            return
+        scalars = {name: float(value) for name, value in metrics.items()}
+        scalars["epoch"] = self.current_epoch
+        for logger in self.loggers:
+            logger.log_metrics(scalars, step=self.global_step)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """Nothing per batch: evaluation callbacks (FID, samples) read the validation loop."""
+
+    # ----------------------------------------------------------------- exact resume
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """Keep the training steps' random state in checkpoints (see ``ExactResume``)."""
+        return [ExactResume()]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Never write weights that a non-finite update has touched (nan_policy: stop).
+        self.check_divergence()
+        # The latest value of each training metric: a lazy R1 logs its last value in between.
+        checkpoint["gan_train_logs"] = {k: v.cpu() for k, v in self._train_logs.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        logs = checkpoint.get("gan_train_logs", {})
+        self._train_logs = {k: v.to(self.device) for k, v in logs.items()}
 
     # ----------------------------------------------------------------- the two phases
 
@@ -462,6 +555,7 @@ class GANModule(pl.LightningModule):
 
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(total)
+            self._pending_update = ("discriminator", d_step % self.n_critic, total.detach())
             # Step through the strategy, not opt_d.step(): Lightning counts every
             # LightningOptimizer step in global_step, and here a step is a generator update.
             self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=_no_closure)
@@ -490,6 +584,7 @@ class GANModule(pl.LightningModule):
 
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss)
+            self._pending_update = ("generator", 0, loss.detach())
             opt_g.step()
 
         self._train_logs["train/loss_g"] = loss.detach()
@@ -497,14 +592,124 @@ class GANModule(pl.LightningModule):
             # global_step already counts this update; the first call copies the generator.
             self.generator_ema.update_parameters(self.generator)
 
+    # ----------------------------------------------------------------- divergence
+
+    def check_divergence(self) -> None:
+        """Raise if an update so far had a non-finite loss or gradient (``nan_policy: stop``).
+
+        Costs one host sync (and under DDP one all-reduce, so every rank must call it at the
+        same point): the loop calls it at logging steps, at the end of training and before
+        every checkpoint is written.
+
+        Raises:
+            TrainingDivergedError: naming the first such update, its value and likely causes.
+        """
+        if self._divergence is None and self._update_records:
+            records, self._update_records = self._update_records, []
+            finite = torch.stack([record[-1] for record in records])
+            n_bad = (~finite).sum()
+            if self._trainer is not None:
+                n_bad = self.trainer.strategy.reduce(n_bad, reduce_op="sum")
+            if int(n_bad) > 0:
+                bad = [r for r, ok in zip(records, finite.tolist(), strict=True) if not ok]
+                self._divergence = self._divergence_message(bad[0] if bad else None)
+        if self._divergence is not None:
+            raise TrainingDivergedError(self._divergence)
+
+    def on_train_end(self) -> None:
+        self.check_divergence()
+
+    def _check_update(self, optimizer: Optimizer) -> None:
+        """Record (``stop``) or act on (``skip``) whether the update about to step is finite."""
+        pending, self._pending_update = self._pending_update, None
+        if pending is None or self.nan_policy == "off":
+            return
+        network, index, loss = pending
+        finite = torch.isfinite(loss)
+        # Under a GradScaler non-finite gradients are expected now and then: the scaler skips.
+        if getattr(self.trainer.precision_plugin, "scaler", None) is None:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            grads = [p.grad for p in params if p.grad is not None]
+            if grads:
+                finite = finite & torch.isfinite(_sum_all(grads))
+        record = (self.global_step + 1, network, index, loss, finite)
+        if self.nan_policy == "stop":
+            self._update_records.append(record)
+            return
+
+        # skip: decide before the step, identically on every rank (a host sync per update).
+        if self.trainer.strategy.reduce_boolean_decision(bool(finite), all=True):
+            self._skips["in_a_row"] = 0
+            return
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = None
+        self._skips["total"] += 1
+        self._skips["in_a_row"] += 1
+        self._train_logs["train/skipped_updates"] = torch.tensor(float(self._skips["total"]))
+        message = self._divergence_message(record)
+        if self._skips["in_a_row"] >= _MAX_SKIPS_IN_A_ROW:
+            raise TrainingDivergedError(
+                f"{message} ({_MAX_SKIPS_IN_A_ROW} updates in a row were skipped)"
+            )
+        if self._skips["total"] <= _SKIP_WARNINGS:
+            rank_zero_warn(f"nan_policy=skip: update skipped: {message}")
+
+    def _divergence_message(self, record: tuple | None) -> str:
+        """The error for a non-finite update: where, what, likely causes, what is kept."""
+        if record is None:
+            head = "training diverged: a loss or gradient was not finite on another rank"
+        else:
+            step, network, index, loss, _ = record
+            several = network == "discriminator" and self.n_critic > 1
+            update = f" {index + 1} of {self.n_critic}" if several else ""
+            value = float(loss)
+            what = f"its loss is {value}" if not math.isfinite(value) else "non-finite gradients"
+            head = f"training diverged in step {step}, {network} update{update}: {what}"
+            if math.isfinite(value):
+                head += f" (loss {value:.4g})"
+        latest = _latest_checkpoint(self.trainer.checkpoint_callback)
+        kept = f"the last checkpoint before it is kept: {latest}" if latest else "none is kept"
+        return (
+            f"{head}. Likely cause: {'; '.join(self._likely_causes())}. No checkpoint is written "
+            f"after it; {kept}. Fix the cause and rerun, or set model.init_args.nan_policy: "
+            "skip to drop such updates."
+        )
+
+    def _likely_causes(self) -> list[str]:
+        """Plausible reasons for a divergence in this configuration, most specific first."""
+        causes = []
+        precision = str(self.trainer.precision)
+        if precision.startswith("16"):
+            causes.append(
+                f"float16 overflow under precision={precision} (try bf16-mixed or 32-true)"
+            )
+        rates = zip(("lr_g", "lr_d"), self.trainer.optimizers, strict=False)
+        high = [f"{name}={opt.param_groups[0].get('lr', 0.0):g}" for name, opt in rates]
+        high = [rate for rate in high if float(rate.split("=")[1]) > 1e-3]
+        if high:
+            causes.append(f"learning rate too high ({', '.join(high)}; GANs use 1e-4 to 2e-4)")
+        if not (self.gp_weight or self.r1_gamma or self.clip_value) and not _has_spectral_norm(
+            self.discriminator
+        ):
+            causes.append(
+                "an unconstrained discriminator (set gp_weight, r1_gamma or clip_value, or use "
+                "spectral norm)"
+            )
+        if not causes:
+            causes.append("exploding gradients (lower the learning rates or set grad_clip_d/g)")
+        return causes
+
     def _discriminator_input(self, x: Tensor) -> Tensor:
         """What the discriminator sees of samples ``x``: augmented, noised, then packed."""
         if self.augment_policy:
             x = augment.diff_augment(x, ",".join(self.augment_policy))
         if self.instance_noise > 0:
-            std = penalties.instance_noise_std(
-                self.global_step, self.instance_noise, self.instance_noise_steps
-            )
+            std = self.instance_noise  # instance_noise_steps == 0: constant
+            if self.instance_noise_steps > 0:
+                std = penalties.instance_noise_std(
+                    self.global_step, self.instance_noise, self.instance_noise_steps
+                )
             x = penalties.add_instance_noise(x, std)
         return penalties.pack(x, self.pack) if self.pack > 1 else x
 
@@ -516,8 +721,42 @@ class GANModule(pl.LightningModule):
         return wrapped(*inputs)
 
 
+# Divergence checks: records kept between host syncs at most, warnings and skips in a row.
+_MAX_UNCHECKED_RECORDS = 1000
+_SKIP_WARNINGS = 10
+_MAX_SKIPS_IN_A_ROW = 100
+
+
 def _no_closure() -> None:
     return None
+
+
+def _sum_all(tensors: list[Tensor]) -> Tensor:
+    """The sum of every entry of ``tensors``: NaN or inf when any entry is.
+
+    The cheapest finiteness probe (one reduction per tensor, no temporaries). It can also
+    overflow to inf for finite entries summing past float32's 3.4e38, which is a divergence
+    in all but name.
+    """
+    return torch.stack([t.detach().sum(dtype=torch.float32) for t in tensors]).sum()
+
+
+def _latest_checkpoint(callback: Any) -> str:
+    """The newest checkpoint file ``callback`` wrote, or "" (it names files before writing)."""
+    names = [getattr(callback, "last_model_path", ""), getattr(callback, "best_model_path", "")]
+    names += list(getattr(callback, "best_k_models", {}))
+    dirpath = getattr(callback, "dirpath", None)
+    if dirpath and os.path.isdir(dirpath):
+        names += [os.path.join(dirpath, n) for n in os.listdir(dirpath) if n.endswith(".ckpt")]
+    files = [name for name in names if name and os.path.isfile(name)]
+    return max(files, key=lambda name: (os.stat(name).st_mtime_ns, name), default="")
+
+
+def _has_spectral_norm(net: nn.Module) -> bool:
+    """Whether any layer of ``net`` is reparametrized (spectral norm, old or new API)."""
+    from torch.nn.utils import parametrize
+
+    return any(parametrize.is_parametrized(m) or hasattr(m, "weight_orig") for m in net.modules())
 
 
 def _real_samples(batch: Any) -> Tensor:
@@ -569,3 +808,13 @@ def _as_list(value: Any) -> list:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+def _build(key: str, make: Callable[[Any], Any], arg: Any) -> Any:
+    """``make(arg)`` for an optimizer or scheduler, reporting bad arguments as config errors."""
+    try:
+        return make(arg)
+    except (ValueError, TypeError) as err:
+        raise ConfigurationError(
+            f"{key} cannot be built: {err}. Fix its init_args in the config."
+        ) from err

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,7 @@ def test_two_epoch_run_writes_checkpoints_logs_grids_and_fid(two_epoch_run):
 
     events = EventAccumulator(str(two_epoch_run)).Reload()
     fid = events.Scalars("val/fid")
-    assert [e.step for e in fid] == [49] and np.isfinite(fid[0].value) and fid[0].value > 0
+    assert [e.step for e in fid] == [50] and np.isfinite(fid[0].value) and fid[0].value > 0
     assert {"train/loss_d", "train/loss_g", "train/d_real"} <= set(events.Tags()["scalars"])
     assert "samples" in events.Tags()["images"]
 
@@ -193,6 +194,26 @@ def test_wandb_logger_works_offline(tmp_path, monkeypatch):
     wandb.finish()
     runs = list(tmp_path.rglob("offline-run-*"))
     assert len(runs) == 1
-    records = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))
+    # wandb.finish() can return before W&B's service has written the run file: wait for it.
+    for _ in range(100):
+        records = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))
+        if b"train/loss_g" in records and b"samples" in records:
+            break
+        time.sleep(0.1)
     assert b"train/loss_g" in records and b"samples" in records
     assert list(runs[0].rglob("media/images/samples_*.png"))
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "lightning.pytorch.strategies.DDPStrategy", "gan_ddp"])
+def test_stock_ddp_by_name_or_class_becomes_the_gan_strategy(strategy, tmp_path, monkeypatch):
+    from gan_lightning.cli import GANLightningCLI
+    from gan_lightning.strategies import GANDDPStrategy
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["gan-lightning"])
+    cli = GANLightningCLI(
+        args=["--config", CONFIG, *TINY, f"--trainer.strategy={strategy}",
+              "--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.logger=false"],
+        run=False,
+    )  # fmt: skip
+    assert isinstance(cli.trainer.strategy, GANDDPStrategy)

@@ -85,10 +85,10 @@ def test_a_step_is_one_generator_update(tmp_path, n_critic):
     d_steps = {int(s["step"]) for s in opt_d.state.values()}
     assert g_steps == {10} and d_steps == {10 * n_critic}
 
-    # The logged x-axis counts steps too: 0..9 for steps 1..10.
+    # The logged x-axis counts completed steps too: 1..10, like checkpoints and grids.
     with open(logger.log_dir + "/metrics.csv") as f:
         logged = sorted({int(row["step"]) for row in csv.DictReader(f) if row["train/loss_g"]})
-    assert logged == list(range(10))
+    assert logged == list(range(1, 11))
 
 
 def test_losses_are_logged_on_the_loggers_schedule_only(tmp_path):
@@ -102,7 +102,7 @@ def test_losses_are_logged_on_the_loggers_schedule_only(tmp_path):
     )
     with open(logger.log_dir + "/metrics.csv") as f:
         rows = [row for row in csv.DictReader(f) if row["train/loss_g"]]
-    assert [int(row["step"]) for row in rows] == [4, 9]
+    assert [int(row["step"]) for row in rows] == [5, 10]
     assert all(row[k] for row in rows for k in ("train/loss_d", "train/d_real", "train/d_fake"))
     assert len(calls) == 2 * 4  # four metrics on each of the two logging steps
 

@@ -284,11 +284,17 @@ def test_feature_matching_trains_only_the_generator_in_its_phase(tmp_path):
     assert all(m["train/loss_g"] >= 0 for m in recorder.metrics)  # a squared distance
 
 
-def test_instance_noise_has_the_configured_then_annealed_std():
-    model = GAN(*mlp_pair(), instance_noise=0.5, instance_noise_steps=10)
+@pytest.mark.parametrize("anneal_steps", [0, 10])
+def test_instance_noise_has_the_configured_std_at_the_start(anneal_steps):
+    model = GAN(*mlp_pair(), instance_noise=0.5, instance_noise_steps=anneal_steps)
     torch.manual_seed(0)
     noisy = model._discriminator_input(torch.zeros(20000, 2))
     assert noisy.std().item() == pytest.approx(0.5, rel=0.02)
+
+
+def test_constant_instance_noise_trains(tmp_path):
+    # instance_noise_steps: 0 keeps the noise constant instead of annealing it.
+    fit(GAN(*mlp_pair(), instance_noise=0.1), ring(), 3, tmp_path)
 
 
 def test_diff_augment_changes_what_the_discriminator_sees_in_both_phases(tmp_path):
@@ -372,3 +378,19 @@ def test_minibatch_std_groups_must_divide_the_batch(tmp_path):
 def test_out_of_range_options_name_the_option(option, value):
     with pytest.raises(ConfigurationError, match=f"model.{option} must be"):
         GAN(*mlp_pair(), **{option: value})
+
+
+def test_bad_optimizer_arguments_name_the_option(tmp_path):
+    def bad_adam(params):
+        return torch.optim.Adam(params, lr=-1.0)
+
+    with pytest.raises(ConfigurationError, match="model.optimizer_g cannot be built"):
+        fit(GAN(*mlp_pair(), optimizer_g=bad_adam), ring(), 1, tmp_path)
+
+
+def test_a_penalty_on_a_batch_norm_critic_warns(tmp_path):
+    discriminator = DCGANDiscriminator(image_size=16, base_channels=8)  # BatchNorm by default
+    model = WassersteinGANGP(DCGANGenerator(latent_dim=8, image_size=16, base_channels=8),
+                             discriminator, n_critic=1)  # fmt: skip
+    with pytest.warns(UserWarning, match="not per sample"):
+        fit(model, DigitsDataModule(image_size=16, batch_size=8), 1, tmp_path)
