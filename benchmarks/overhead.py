@@ -49,7 +49,9 @@ def _adam(params):
     return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
 
 
-def run_lightning(steps: int, batch_size: int, seed: int) -> tuple[float, list[float]]:
+def run_lightning(
+    steps: int, batch_size: int, seed: int, nan_policy: str = "stop"
+) -> tuple[float, list[float]]:
     import lightning.pytorch as pl
 
     from gan_lightning.data import DigitsDataModule
@@ -57,7 +59,9 @@ def run_lightning(steps: int, batch_size: int, seed: int) -> tuple[float, list[f
 
     pl.seed_everything(seed, verbose=False)
     generator, discriminator = _build(seed)
-    model = DCGAN(generator, discriminator, optimizer_g=_adam, optimizer_d=_adam)
+    model = DCGAN(
+        generator, discriminator, optimizer_g=_adam, optimizer_d=_adam, nan_policy=nan_policy
+    )
     data = DigitsDataModule(batch_size=batch_size)
     stamps: list[float] = []
 
@@ -137,9 +141,11 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(side: str, steps: int, batch_size: int, seed: int) -> None:
-    run = run_lightning if side == "lightning" else run_plain
-    seconds, stamps = run(steps, batch_size, seed)
+def worker(side: str, steps: int, batch_size: int, seed: int, nan_policy: str) -> None:
+    if side == "lightning":
+        seconds, stamps = run_lightning(steps, batch_size, seed, nan_policy)
+    else:
+        seconds, stamps = run_plain(steps, batch_size, seed)
     # Steady state: the median step duration after the first tenth of the run (warm-up).
     durations = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     step_ms = 1000 * statistics.median(durations[len(durations) // 10 :])
@@ -153,12 +159,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=4, help="runs per side")
+    parser.add_argument(
+        "--nan-policy",
+        default="stop",
+        choices=["stop", "off"],
+        help="gan-lightning's divergence check (stop is the default of every variant)",
+    )
     parser.add_argument("--write", type=Path, help="append the result to this Markdown file")
     parser.add_argument("--worker", choices=["lightning", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        worker(args.worker, args.steps, args.batch_size, args.seed)
+        worker(args.worker, args.steps, args.batch_size, args.seed, args.nan_policy)
         return
 
     order = []
@@ -169,6 +181,7 @@ def main() -> None:
         command = [
             sys.executable, __file__, "--worker", side, "--steps", str(args.steps),
             "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+            "--nan-policy", args.nan_policy,
         ]  # fmt: skip
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         record = json.loads(out.strip().splitlines()[-1])
