@@ -11,59 +11,25 @@ import math
 
 import pytest
 import torch
-from conftest import quiet_trainer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.precision import MixedPrecision
-from torch import Tensor, nn
+from tiny_gans import (
+    VARIANTS,
+    LinearCritic,
+    Recorder,
+    data_for,
+    fit,
+    frozen_sgd,
+    mlp_pair,
+    ring,
+)
 
-from gan_lightning.data import DigitsDataModule, GaussianMixtureDataModule
 from gan_lightning.models import (
-    DCGAN,
-    GAN,
-    LeastSquaresGAN,
-    SpectralNormGAN,
-    WassersteinGAN,
     WassersteinGANGP,
 )
 from gan_lightning.networks import (
-    DCGANDiscriminator,
-    DCGANGenerator,
-    MLPDiscriminator,
     MLPGenerator,
 )
-
-
-def mlp_pair(pack: int = 1, spectral_norm: bool = False) -> tuple[nn.Module, nn.Module]:
-    generator = MLPGenerator(latent_dim=4, output_shape=[2], hidden_dims=[16])
-    discriminator = MLPDiscriminator(
-        input_shape=[2 * pack], hidden_dims=[16], spectral_norm=spectral_norm
-    )
-    return generator, discriminator
-
-
-def dcgan_pair() -> tuple[nn.Module, nn.Module]:
-    generator = DCGANGenerator(latent_dim=8, image_size=16, base_channels=8)
-    return generator, DCGANDiscriminator(image_size=16, base_channels=8)
-
-
-def ring(batch_size: int = 16) -> GaussianMixtureDataModule:
-    return GaussianMixtureDataModule(kind="ring", num_train=512, num_val=16, batch_size=batch_size)
-
-
-VARIANTS = {
-    "gan": lambda: GAN(*mlp_pair(), r1_gamma=1.0, ema_decay=0.9),
-    "gan_feature_matching": lambda: GAN(*mlp_pair(), feature_matching=True),
-    "lsgan": lambda: LeastSquaresGAN(*mlp_pair()),
-    "wgan": lambda: WassersteinGAN(*mlp_pair(), n_critic=2),
-    "wgan_gp": lambda: WassersteinGANGP(*mlp_pair(), n_critic=2),
-    "sngan": lambda: SpectralNormGAN(*mlp_pair(spectral_norm=True), n_critic=2),
-    "pacgan": lambda: GAN(*mlp_pair(pack=2), pack=2),
-    "dcgan": lambda: DCGAN(*dcgan_pair(), diff_augment="translation,cutout"),
-}
-
-
-def data_for(name: str):
-    return DigitsDataModule(image_size=16, batch_size=8) if name == "dcgan" else ring()
 
 
 def scaled_fp16(init_scale: float = 2.0**10, growth_interval: int = 2000) -> MixedPrecision:
@@ -76,36 +42,6 @@ def precision_options(precision: str) -> dict:
     if precision == "16-mixed+scaler":
         return {"plugins": [scaled_fp16()]}
     return {"precision": precision}
-
-
-def fit(model, data, max_steps: int, tmp_path, **kwargs):
-    kwargs = {"log_every_n_steps": 1, "limit_val_batches": 0, **kwargs}
-    trainer = quiet_trainer(tmp_path, max_steps=max_steps, **kwargs)
-    trainer.fit(model, data)
-    return trainer
-
-
-class LinearCritic(nn.Module):
-    """f(x) = w . x with w = (3, 4), frozen by the caller: ||grad f|| = 5 at every input."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor([3.0, 4.0]))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x @ self.w.to(x.dtype)
-
-
-class Recorder(Callback):
-    def __init__(self) -> None:
-        self.metrics: list[dict[str, float]] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.metrics.append({k: v.item() for k, v in trainer.callback_metrics.items()})
-
-
-def frozen_sgd(params):
-    return torch.optim.SGD(params, lr=0.0)
 
 
 @pytest.mark.parametrize("precision", ["16-mixed+scaler", "bf16-mixed"])

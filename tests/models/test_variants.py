@@ -9,14 +9,23 @@ import pytest
 import torch
 from conftest import quiet_trainer
 from lightning.pytorch.callbacks import Callback
+from tiny_gans import (
+    VARIANTS,
+    LinearCritic,
+    Recorder,
+    data_for,
+    fit,
+    frozen_sgd,
+    mlp_pair,
+    ring,
+)
 from torch import Tensor, nn
 
-from gan_lightning.data import DigitsDataModule, GaussianMixtureDataModule
+from gan_lightning.data import DigitsDataModule
 from gan_lightning.errors import ConfigurationError
 from gan_lightning.models import (
     DCGAN,
     GAN,
-    LeastSquaresGAN,
     SpectralNormGAN,
     WassersteinGAN,
     WassersteinGANGP,
@@ -29,73 +38,26 @@ from gan_lightning.networks import (
 )
 
 
-def mlp_pair(pack: int = 1, spectral_norm: bool = False) -> tuple[nn.Module, nn.Module]:
-    generator = MLPGenerator(latent_dim=4, output_shape=[2], hidden_dims=[32, 32])
-    discriminator = MLPDiscriminator(
-        input_shape=[2 * pack], hidden_dims=[32, 32], spectral_norm=spectral_norm
-    )
-    return generator, discriminator
-
-
-def ring(batch_size: int = 32) -> GaussianMixtureDataModule:
-    return GaussianMixtureDataModule(kind="ring", num_train=2048, num_val=64, batch_size=batch_size)
-
-
-def fit(model: pl.LightningModule, data, max_steps: int, tmp_path, **kwargs) -> pl.Trainer:
-    kwargs = {"log_every_n_steps": 1, "limit_val_batches": 0, **kwargs}
-    trainer = quiet_trainer(tmp_path, max_steps=max_steps, **kwargs)
-    trainer.fit(model, data)
-    return trainer
-
-
-class LinearCritic(nn.Module):
-    """f(x) = w . x with a fixed w: its input gradient is w for every input."""
-
-    def __init__(self, w: tuple[float, ...]) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor(w))
-
-    def features(self, x: Tensor) -> Tensor:
-        return x
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x @ self.w
-
-
-def frozen_sgd(params):
-    return torch.optim.SGD(params, lr=0.0)
-
-
 def with_linear_critic(variant: type, **kwargs) -> pl.LightningModule:
     """A variant whose critic is w . x with w = (3, 4), frozen (lr 0): ||grad|| = 5 always."""
     generator = MLPGenerator(latent_dim=4, output_shape=[2], hidden_dims=[8])
-    return variant(generator, LinearCritic((3.0, 4.0)), optimizer_d=frozen_sgd, **kwargs)
-
-
-VARIANTS = {
-    "gan_minimax": lambda: GAN(*mlp_pair(), loss="minimax"),
-    "gan_non_saturating": lambda: GAN(*mlp_pair(), loss="non_saturating"),
-    "dcgan_objective": lambda: DCGAN(*mlp_pair()),
-    "lsgan": lambda: LeastSquaresGAN(*mlp_pair()),
-    "wgan": lambda: WassersteinGAN(*mlp_pair(), n_critic=2),
-    "wgan_gp": lambda: WassersteinGANGP(*mlp_pair(), n_critic=2),
-    "sngan": lambda: SpectralNormGAN(*mlp_pair(spectral_norm=True), n_critic=2),
-    "pacgan": lambda: GAN(*mlp_pair(pack=2), loss="non_saturating", pack=2),
-}
+    return variant(generator, LinearCritic(), optimizer_d=frozen_sgd, **kwargs)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_each_variant_trains_on_the_ring_without_nans(name, tmp_path):
+def test_each_variant_trains_without_nans(name, tmp_path):
+    # The ring for every variant but the convolutional one, which trains on 16x16 digits.
     torch.manual_seed(0)
     model = VARIANTS[name]()
-    trainer = fit(model, ring(), 40, tmp_path)
+    data = data_for(name)
+    trainer = fit(model, data, 40, tmp_path)
 
     assert trainer.global_step == 40
     for key in ("train/loss_d", "train/loss_g"):
         assert math.isfinite(trainer.callback_metrics[key].item()), key
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    points = model.generate(model.sample_latent(256))
-    assert points.shape == (256, 2) and torch.isfinite(points).all()
+    samples = model.generate(model.sample_latent(256))
+    assert samples.shape == (256, *data.sample_shape) and torch.isfinite(samples).all()
 
 
 def test_wgan_critic_weights_stay_within_the_clip_value(tmp_path):
@@ -105,16 +67,6 @@ def test_wgan_critic_weights_stay_within_the_clip_value(tmp_path):
     assert weights.abs().max() <= 0.01
     # The bound is active: weights that started outside it sit on it now.
     assert (weights.abs() == 0.01).float().mean() > 0.2
-
-
-class Recorder(Callback):
-    """Keeps the logged metrics after every training step."""
-
-    def __init__(self) -> None:
-        self.metrics: list[dict[str, float]] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.metrics.append({k: v.item() for k, v in trainer.callback_metrics.items()})
 
 
 def test_gradient_penalty_of_a_linear_critic_is_160_through_the_loop(tmp_path):
