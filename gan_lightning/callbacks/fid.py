@@ -181,6 +181,12 @@ class FrechetInceptionDistanceCallback(pl.Callback):
                 f"FrechetInceptionDistanceCallback.num_fake must be at least the number of "
                 f"processes ({trainer.world_size}), got {self.num_fake}."
             )
+        shape = getattr(getattr(trainer, "datamodule", None), "sample_shape", None)
+        if shape is not None and len(shape) != 3:
+            raise ConfigurationError(
+                f"FID measures images, but the data module yields samples of shape "
+                f"{tuple(shape)}. Use gan_lightning.callbacks.ModeCoverage for 2-D points."
+            )
         if self.metric is None:
             self.metric = build_fid_metric(self.weights_path)
 

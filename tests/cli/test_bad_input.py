@@ -124,6 +124,11 @@ FIT_CASES: dict[str, tuple[list[str], Callable | None, list[str]]] = {
         None,
         ["gan_lightning.models.NoSuchGAN", "has no attribute 'NoSuchGAN'"],
     ),
+    "fid_on_points": (
+        ["--config", RING, "--trainer.callbacks+=gan_lightning.callbacks.FID"],
+        None,
+        ["FID measures images", "(2,)", "ModeCoverage"],
+    ),
     "trainer_gradient_clipping": (
         ["--config", RING, "--trainer.gradient_clip_val=1.0"],
         None,
