@@ -381,6 +381,10 @@ class ImageFolderDataModule(GANDataModule):
         val_fraction: Fraction of the images held out for validation, in (0, 1); at least
             one image.
         split_seed: Seed of the train/validation permutation.
+        verify_files: Check every file's header and checksums (PIL ``verify``) in ``setup``,
+            so a corrupt or non-image file stops the run before training rather than when its
+            batch loads. Costs one read of the folder; truncated JPEG data is still only
+            found when decoded.
         batch_size, num_workers, drop_last, pin_memory: See :class:`GANDataModule`.
     """
 
@@ -391,6 +395,7 @@ class ImageFolderDataModule(GANDataModule):
         channels: int = 3,
         val_fraction: float = 0.05,
         split_seed: int = 0,
+        verify_files: bool = True,
         batch_size: int = 64,
         num_workers: int = 0,
         drop_last: bool = True,
@@ -408,6 +413,7 @@ class ImageFolderDataModule(GANDataModule):
         self.channels = channels
         self.val_fraction = val_fraction
         self.split_seed = split_seed
+        self.verify_files = verify_files
         self.classes: list[str] = []
 
     @property
@@ -443,6 +449,8 @@ class ImageFolderDataModule(GANDataModule):
         if self.train_set is not None:
             return
         samples, self.classes = self._find_samples()
+        if self.verify_files:
+            _verify_image_files([path for path, _ in samples])
         order = torch.randperm(
             len(samples), generator=torch.Generator().manual_seed(self.split_seed)
         )
@@ -479,3 +487,21 @@ class ImageFolderDataModule(GANDataModule):
                 "needs at least 2. Add more images."
             )
         return samples, classes
+
+
+def _verify_image_files(paths: list[str]) -> None:
+    """Raise one error listing the files PIL cannot identify or whose data fails its checks."""
+    bad = []
+    for path in paths:
+        try:
+            with Image.open(path) as file:
+                file.verify()
+        except _PIL_ERRORS + (SyntaxError,) as err:  # PIL raises SyntaxError for bad chunks
+            bad.append(f"{path} ({_short(err)})")
+    if bad:
+        shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise ConfigurationError(
+            f"data: {len(bad)} of {len(paths)} files in the image folder cannot be read, they are "
+            f"corrupt or not images: {shown}. Remove them from the folder (or set "
+            "data.init_args.verify_files: false to find them only when loaded)."
+        )

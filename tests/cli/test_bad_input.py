@@ -239,7 +239,7 @@ FIT_CASES: dict[str, tuple[list[str], Callable | None, list[str]]] = {
         + ["--data.root={tmp}/images", "--data.image_size=16", "--data.channels=1"]
         + ["--data.batch_size=2"],
         lambda tmp, ckpt: write_images(tmp / "images", 4, corrupt=True),
-        ["cannot be read", "corrupt or not an image", "remove it"],
+        ["cannot be read", "corrupt or not images", "Remove them"],
     ),
     "image_folder_missing": (
         ["--config", DIGITS, *TINY_DIGITS, "--data=gan_lightning.data.ImageFolderDataModule"]

@@ -427,7 +427,11 @@ def test_corrupt_file_error_names_the_file(tmp_path: Path, kind: str) -> None:
     else:
         write_png(bad, (255, 0, 0), size=(64, 64))
         bad.write_bytes(bad.read_bytes()[:60])
-    data = ImageFolderDataModule(str(tmp_path), image_size=8, val_fraction=0.5, batch_size=1)
+    # With verify_files (the default) setup already refuses the folder (tested below); here
+    # the check at load time, which also catches what PIL's verify() lets through.
+    data = ImageFolderDataModule(
+        str(tmp_path), image_size=8, val_fraction=0.5, batch_size=1, verify_files=False
+    )
     data.setup()
     dataset = data.train_set if str(bad) in dict(data.train_set.samples) else data.val_set
     index = [path for path, _ in dataset.samples].index(str(bad))
@@ -449,3 +453,25 @@ def test_corrupt_file_error_names_the_file(tmp_path: Path, kind: str) -> None:
 def test_bad_image_folder_arguments_are_rejected(kwargs: dict, argument: str) -> None:
     with pytest.raises(ConfigurationError, match=argument):
         ImageFolderDataModule("anywhere", **kwargs)
+
+
+def test_image_folder_finds_a_corrupt_file_among_good_ones_in_setup(tmp_path):
+    from gan_lightning.data import ImageFolderDataModule
+
+    for i in range(6):
+        Image.new("L", (8, 8), color=i * 30).save(tmp_path / f"{i}.png")
+    good = (tmp_path / "3.png").read_bytes()
+    (tmp_path / "3.png").write_bytes(good[: len(good) // 2])  # truncated PNG
+    (tmp_path / "notes.png").write_text("not an image")
+
+    data = ImageFolderDataModule(root=str(tmp_path), image_size=8, channels=1, batch_size=2)
+    with pytest.raises(ConfigurationError, match=r"2 of 7 files .* cannot be read") as info:
+        data.setup("fit")
+    assert "3.png" in str(info.value) and "notes.png" in str(info.value)
+
+    # Without the check the folder is accepted; the bad files fail when they are loaded.
+    unchecked = ImageFolderDataModule(
+        root=str(tmp_path), image_size=8, channels=1, batch_size=2, verify_files=False
+    )
+    unchecked.setup("fit")
+    assert len(unchecked.train_set) + len(unchecked.val_set) == 7
