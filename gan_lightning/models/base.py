@@ -404,7 +404,9 @@ class GANModule(pl.LightningModule):
             config: dict[str, Any] = {"optimizer": optimizer}
             scheduler_factory = self._scheduler_factories[name]
             if scheduler_factory is not None:
-                scheduler = _build(f"model.scheduler_{name[0]}", scheduler_factory, optimizer)
+                key = f"model.scheduler_{name[0]}"
+                scheduler = _build(key, scheduler_factory, optimizer)
+                _probe_scheduler(key, scheduler_factory)
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     raise ConfigurationError(
                         f"model.scheduler_{name[0]} is ReduceLROnPlateau, which needs a monitored "
@@ -817,4 +819,19 @@ def _build(key: str, make: Callable[[Any], Any], arg: Any) -> Any:
     except (ValueError, TypeError) as err:
         raise ConfigurationError(
             f"{key} cannot be built: {err}. Fix its init_args in the config."
+        ) from err
+
+
+def _probe_scheduler(key: str, make: Callable[[Optimizer], Any], steps: int = 3) -> None:
+    """Step a copy of the scheduler on a throwaway optimizer, so that arguments that only fail
+    when it steps (e.g. ``StepLR(step_size=0)``) are reported before training starts."""
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    try:
+        scheduler = make(probe)
+        for _ in range(steps):
+            probe.step()
+            scheduler.step()
+    except (ValueError, TypeError, ZeroDivisionError, IndexError) as err:
+        raise ConfigurationError(
+            f"{key} fails when it steps: {type(err).__name__}: {err}. Fix its init_args."
         ) from err

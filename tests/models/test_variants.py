@@ -346,3 +346,13 @@ def test_a_penalty_on_a_batch_norm_critic_warns(tmp_path):
                              discriminator, n_critic=1)  # fmt: skip
     with pytest.warns(UserWarning, match="not per sample"):
         fit(model, DigitsDataModule(image_size=16, batch_size=8), 1, tmp_path)
+
+
+def test_a_scheduler_that_fails_when_it_steps_is_refused_before_training(tmp_path):
+    def zero_step_lr(optimizer):
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=0)
+
+    trainer = quiet_trainer(tmp_path, max_steps=3, limit_val_batches=0)
+    with pytest.raises(ConfigurationError, match="model.scheduler_g fails when it steps"):
+        trainer.fit(GAN(*mlp_pair(), scheduler_g=zero_step_lr), ring())
+    assert trainer.global_step == 0
