@@ -257,20 +257,31 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
-        try:
-            with open(partial, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            raise
-        _fsync_folder(path.parent)
+        atomic_save(checkpoint, Path(path))
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save(obj, path)`` such that ``path`` is always either the old or the new file.
+
+    The data goes to a hidden ``.<name>.<random>.partial`` file beside ``path``, is flushed
+    and ``fsync``-ed, then renamed over ``path`` with ``os.replace`` (atomic within one
+    filesystem); the folder is ``fsync``-ed so the rename survives a power cut. A failure
+    deletes the temporary file; a kill leaves it behind under a name no ``*.ckpt`` or
+    ``*.pt`` pattern matches.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+    try:
+        with open(partial, "wb") as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+    _fsync_folder(path.parent)
 
 
 def _fsync_folder(folder: Path) -> None:

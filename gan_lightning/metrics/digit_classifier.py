@@ -16,8 +16,6 @@ Differences from the papers:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -25,6 +23,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
+from gan_lightning.checkpointing import atomic_save
 from gan_lightning.data.digits import DigitsDataModule
 from gan_lightning.data.stacked import stack_labels
 from gan_lightning.errors import ConfigurationError
@@ -224,13 +223,4 @@ def _read(path: Path) -> dict | None:
 
 def _write(path: Path, entry: dict) -> None:
     """Save ``entry`` through a temporary file and a rename, so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=".digit-classifier-", suffix=".tmp"
-    )
-    os.close(handle)
-    try:
-        torch.save(entry, temporary)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    atomic_save(entry, path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from gan_lightning.checkpointing import atomic_save
 from gan_lightning.errors import ConfigurationError
 
 CACHE_FORMAT = 1
@@ -65,17 +65,10 @@ def load_cached(path: Path, key: dict[str, Any]) -> tuple[Tensor, Tensor | None]
 
 def save_cached(path: Path, key: dict[str, Any], features: Tensor, labels: Tensor | None) -> None:
     """Write an entry atomically (temporary file, then rename), so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     entry = {"key": key, "features": features.cpu(), "labels": labels}
     if labels is not None:
         entry["labels"] = labels.cpu()
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".real-", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(entry, temporary)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    atomic_save(entry, path)
 
 
 def split_item(item: Any) -> tuple[Tensor, int | None]:
