@@ -25,9 +25,13 @@ from gan_lightning.networks import (
 )
 
 
-def mlp_pair(pack: int = 1, spectral_norm: bool = False) -> tuple[nn.Module, nn.Module]:
+def mlp_pair(
+    pack: int = 1, spectral_norm: bool = False, batch_norm: bool = False
+) -> tuple[nn.Module, nn.Module]:
     """An MLP generator and discriminator for 2-D points; D takes ``pack`` points at once."""
-    generator = MLPGenerator(latent_dim=4, output_shape=[2], hidden_dims=[32, 32])
+    generator = MLPGenerator(
+        latent_dim=4, output_shape=[2], hidden_dims=[32, 32], batch_norm=batch_norm
+    )
     discriminator = MLPDiscriminator(
         input_shape=[2 * pack], hidden_dims=[32, 32], spectral_norm=spectral_norm
     )
@@ -46,7 +50,10 @@ def ring(batch_size: int = 32) -> GaussianMixtureDataModule:
 # Every variant, and the options that change what the loop does, on tiny networks.
 VARIANTS = {
     "gan_minimax": lambda: GAN(*mlp_pair(), loss="minimax"),
-    "gan_r1_ema": lambda: GAN(*mlp_pair(), loss="non_saturating", r1_gamma=1.0, ema_decay=0.9),
+    # A BatchNorm generator: its statistics (and the EMA copy's) are buffers DDP must sync.
+    "gan_r1_ema": lambda: GAN(
+        *mlp_pair(batch_norm=True), loss="non_saturating", r1_gamma=1.0, ema_decay=0.9
+    ),
     "gan_feature_matching": lambda: GAN(*mlp_pair(), feature_matching=True),
     "dcgan_diff_augment": lambda: DCGAN(*dcgan_pair(), diff_augment="translation,cutout"),
     "lsgan": lambda: LeastSquaresGAN(*mlp_pair()),

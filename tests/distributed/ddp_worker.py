@@ -11,7 +11,6 @@ and writes everything to ``OUT_DIR/rank{R}.pt``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -19,61 +18,15 @@ import torch
 import torch.distributed as dist
 
 from gan_lightning.callbacks import SampleGrid
-from gan_lightning.data import DigitsDataModule, GaussianMixtureDataModule
-from gan_lightning.models import (
-    DCGAN,
-    GAN,
-    LeastSquaresGAN,
-    SpectralNormGAN,
-    WassersteinGAN,
-    WassersteinGANGP,
-)
-from gan_lightning.networks import (
-    DCGANDiscriminator,
-    DCGANGenerator,
-    MLPDiscriminator,
-    MLPGenerator,
-)
 from gan_lightning.strategies import GANDDPStrategy
+
+# The variant table shared with the single-process tests (tests/tiny_gans.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny_gans import VARIANTS, data_for  # noqa: E402
 
 STEPS = 3
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "dcgan_digits.yaml"
-
-
-def mlp(pack: int = 1, spectral_norm: bool = False, batch_norm: bool = False):
-    generator = MLPGenerator(
-        latent_dim=4, output_shape=[2], hidden_dims=[16], batch_norm=batch_norm
-    )
-    discriminator = MLPDiscriminator(
-        input_shape=[2 * pack], hidden_dims=[16], spectral_norm=spectral_norm
-    )
-    return generator, discriminator
-
-
-def dcgan(**kwargs) -> DCGAN:
-    generator = DCGANGenerator(latent_dim=8, image_size=16, base_channels=8)
-    return DCGAN(generator, DCGANDiscriminator(image_size=16, base_channels=8), **kwargs)
-
-
-def ring() -> GaussianMixtureDataModule:
-    return GaussianMixtureDataModule(kind="ring", num_train=512, num_val=16, batch_size=16)
-
-
-def digits() -> DigitsDataModule:
-    return DigitsDataModule(image_size=16, batch_size=8)
-
-
-# name: (model factory, data factory, extra Trainer arguments)
-CASES: dict[str, tuple[Callable, Callable, dict]] = {
-    "gan": (lambda: GAN(*mlp(batch_norm=True), ema_decay=0.9, r1_gamma=1.0), ring, {}),
-    "gan_feature_matching": (lambda: GAN(*mlp(), feature_matching=True), ring, {}),
-    "lsgan": (lambda: LeastSquaresGAN(*mlp()), ring, {}),
-    "wgan": (lambda: WassersteinGAN(*mlp(), n_critic=2), ring, {}),
-    "wgan_gp": (lambda: WassersteinGANGP(*mlp(), n_critic=2), ring, {}),
-    "sngan": (lambda: SpectralNormGAN(*mlp(spectral_norm=True), n_critic=2), ring, {}),
-    "pacgan": (lambda: GAN(*mlp(pack=2), pack=2), ring, {}),
-    "dcgan": (lambda: dcgan(diff_augment="translation"), digits, {"samples": True}),
-}
+SAMPLES_CASE = "dcgan_diff_augment"  # also writes sample grids, to check rank 0 alone does
 
 
 def counting_allreduce(state, bucket):  # DDP checks real annotations: postponed ones fail
@@ -105,12 +58,11 @@ class Recorder(pl.Callback):
 
 
 def run_case(name: str, out_dir: Path, rank: int) -> dict:
-    make_model, make_data, extra = CASES[name]
     torch.manual_seed(1000 * rank + len(name))  # deliberately different on each rank
     recorder = Recorder()
     callbacks: list[pl.Callback] = [recorder]
     logger = False
-    if extra.get("samples"):
+    if name == SAMPLES_CASE:
         callbacks.append(SampleGrid(num_samples=4, every_n_steps=2))
         logger = pl.loggers.TensorBoardLogger(out_dir / name, name="", version=0)
     trainer = pl.Trainer(
@@ -127,8 +79,8 @@ def run_case(name: str, out_dir: Path, rank: int) -> dict:
         enable_model_summary=False,
         default_root_dir=out_dir / name,
     )
-    model = make_model()
-    trainer.fit(model, make_data())
+    model = VARIANTS[name]()
+    trainer.fit(model, data_for(name))
     return {
         "history": recorder.history,
         "counts_per_step": recorder.counts_per_step,
@@ -172,7 +124,7 @@ def run_cli(out_dir: Path, rank: int) -> dict:
 
 def main() -> None:
     out_dir = Path(sys.argv[1])
-    names = sys.argv[2].split(",") if len(sys.argv) > 2 else [*CASES, "cli"]
+    names = sys.argv[2].split(",") if len(sys.argv) > 2 else [*VARIANTS, "cli"]
     rank = int(__import__("os").environ["RANK"])
     results = {name: run_case(name, out_dir, rank) for name in names if name != "cli"}
     if "cli" in names:
